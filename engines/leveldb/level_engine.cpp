@@ -24,6 +24,7 @@
 #include <leveldb/status.h>
 #include <leveldb/write_batch.h>
 
+#include "../manifest_guard.hpp"
 #include "engine/fs.hpp"
 #include "kvcore/engine/concept.hpp"
 #include "util/log.hpp"
@@ -195,13 +196,10 @@ class RangeExpander final : public leveldb::WriteBatch::Handler {
 
 leveldb::CompressionType compression_of(Compression c) {
   switch (c) {
-    case Compression::kNone:
-      return leveldb::kNoCompression;
-    case Compression::kSnappy:
-      return leveldb::kSnappyCompression;
+    case Compression::kNone: return leveldb::kNoCompression;
+    case Compression::kSnappy: return leveldb::kSnappyCompression;
     case Compression::kLz4:
-    case Compression::kZstd:
-      break;
+    case Compression::kZstd: break;
   }
   static std::once_flag once;
   std::call_once(once, [] {
@@ -401,9 +399,11 @@ void LevelEngine::WriteBatch::delete_key(CF cf, std::string_view key) {
 }
 
 void LevelEngine::WriteBatch::delete_range(CF cf, std::string_view begin, std::string_view end) {
+  // An empty end sorts first, so it is caught here too: such a range deletes
+  // nothing and is not part of the batch.
+  if (begin >= end) return;
   ++count_;
   bytes_ += begin.size() + end.size();
-  if (begin >= end) return;
   ranges_.push_back({point_ops_, prefixed(cf, begin), prefixed(cf, end)});
 }
 
@@ -422,13 +422,23 @@ void LevelEngine::WriteBatch::clear() {
 LevelEngine::LevelEngine(std::string path, const EngineOptions& opts)
     : path_(std::move(path)), opts_(opts) {}
 
-LevelEngine::~LevelEngine() = default;
+LevelEngine::~LevelEngine() {
+  if (!db_) return;
+  db_.reset();
+  // LevelDB's destructor waits for background work and reports nothing; a
+  // background error may have left a partial MANIFEST record, which the
+  // record below then covers (see manifest_guard.hpp).
+  engine::record_clean_close(path_, kName);
+}
 
 Result<std::unique_ptr<LevelEngine>> LevelEngine::open(const std::string& path,
-                                                        const EngineOptions& opts) {
+                                                       const EngineOptions& opts) {
   bool fresh = false;
   KVCORE_RETURN_IF_ERROR(engine::prepare_engine_dir(path, kName, opts, &fresh));
-  if (!fresh) KVCORE_RETURN_IF_ERROR(check_current_present(path, opts));
+  if (!fresh) {
+    KVCORE_RETURN_IF_ERROR(check_current_present(path, opts));
+    KVCORE_RETURN_IF_ERROR(engine::check_manifest_since_clean_close(path, kName));
+  }
 
   std::unique_ptr<LevelEngine> engine(new LevelEngine(path, opts));
   engine->cache_.reset(leveldb::NewLRUCache(opts.block_cache_bytes));
@@ -453,14 +463,14 @@ Result<std::unique_ptr<LevelEngine>> LevelEngine::open(const std::string& path,
     return from_leveldb(s, "open", path);
   }
   engine->db_.reset(db);
+  engine::forget_clean_close(path);
   return engine;
 }
 
 Result<std::optional<std::string>> LevelEngine::read(const leveldb::Snapshot* snap, CF cf,
                                                      std::string_view key) const {
   std::string value;
-  const leveldb::Status s =
-      db_->Get(read_options(snap, true), to_slice(prefixed(cf, key)), &value);
+  const leveldb::Status s = db_->Get(read_options(snap, true), to_slice(prefixed(cf, key)), &value);
   if (s.ok()) return std::optional<std::string>(std::move(value));
   if (is_absent_key(s)) return std::optional<std::string>();
   return from_leveldb(s, "get", path_);
@@ -469,8 +479,8 @@ Result<std::optional<std::string>> LevelEngine::read(const leveldb::Snapshot* sn
 LevelEngine::Iterator LevelEngine::make_iterator(const leveldb::Snapshot* snap, CF cf,
                                                  const IterOptions& opts) const {
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options(snap, opts.fill_cache)));
-  return Iterator(std::move(it), prefixed(cf, opts.lower_bound),
-                  prefixed_end(cf, opts.upper_bound), &path_);
+  return Iterator(std::move(it), prefixed(cf, opts.lower_bound), prefixed_end(cf, opts.upper_bound),
+                  &path_);
 }
 
 Result<std::optional<std::string>> LevelEngine::get(CF cf, std::string_view key) const {
@@ -581,8 +591,8 @@ Status LevelEngine::ingest(CF cf, std::span<const std::string> files) {
   };
   std::string key;
   for (const std::string& file : files) {
-    KVCORE_RETURN_IF_ERROR(engine::scan_sorted_file(
-        file, [&](std::string_view k, std::string_view v) -> Status {
+    KVCORE_RETURN_IF_ERROR(
+        engine::scan_sorted_file(file, [&](std::string_view k, std::string_view v) -> Status {
           key.assign(1, prefix_of(cf));
           key.append(k);
           batch.Put(to_slice(key), to_slice(v));
@@ -602,6 +612,18 @@ Result<std::uint64_t> LevelEngine::approximate_size(CF cf, KeyRange range) const
   if (!range.end.empty() && range.start >= range.end) return std::uint64_t{0};
   const std::string begin = prefixed(cf, range.start);
   const std::string end = prefixed_end(cf, range.end);
+  // GetApproximateSizes resolves both ends to block offsets in each table, so
+  // a range holding no key still gets the bytes of the block around it (say,
+  // an empty CF between two CFs stored in one table). One seek settles it.
+  {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options(nullptr, false)));
+    it->Seek(to_slice(begin));
+    if (!it->Valid()) {
+      KVCORE_RETURN_IF_ERROR(from_leveldb(it->status(), "approximate_size", path_));
+      return std::uint64_t{0};
+    }
+    if (to_view(it->key()) >= end) return std::uint64_t{0};
+  }
   const leveldb::Range r(to_slice(begin), to_slice(end));
   std::uint64_t size = 0;
   db_->GetApproximateSizes(&r, 1, &size);
@@ -694,8 +716,8 @@ Status LevelEngine::copy_into(LevelEngine& target) const {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     batch.Put(it->key(), it->value());
     if (batch.ApproximateSize() >= kCopyBatchBytes) {
-      KVCORE_RETURN_IF_ERROR(from_leveldb(target.db_->Write(wo, &batch), "checkpoint write",
-                                          target.path_));
+      KVCORE_RETURN_IF_ERROR(
+          from_leveldb(target.db_->Write(wo, &batch), "checkpoint write", target.path_));
       batch.Clear();
     }
   }

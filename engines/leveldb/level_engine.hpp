@@ -39,6 +39,13 @@
 //   by copying every key from a snapshot in synced batches, then renamed
 //   to `dir`, so a crash mid-checkpoint never leaves a partial store at `dir`.
 //   It costs a full copy of the data.
+// - a truncated MANIFEST: LevelDB reads it as the torn tail of a crash, opens
+//   an older version and deletes the table files that version does not name.
+//   After a clean close the engine records the MANIFEST's size; an open that
+//   finds it changed is Corruption before LevelDB touches anything. After a
+//   crash there is no record and no check: a torn tail and unnamed table files
+//   are then normal leftovers. See engines/manifest_guard.hpp for why no
+//   check on the files alone can tell the two apart.
 #pragma once
 
 #include <atomic>
@@ -110,8 +117,8 @@ class LevelEngine {
     void settle();
 
     std::unique_ptr<leveldb::Iterator> it_;
-    std::string lower_;  // prefixed, inclusive
-    std::string upper_;  // prefixed, exclusive; never empty
+    std::string lower_;        // prefixed, inclusive
+    std::string upper_;        // prefixed, exclusive; never empty
     const std::string* path_;  // the engine's, for error messages
     bool valid_ = false;
   };
@@ -187,7 +194,8 @@ class LevelEngine {
   };
 
   // Opens (or creates) the store at `path`. Corruption for a damaged
-  // CURRENT/MANIFEST/table file, IOError when the directory is locked by
+  // CURRENT/MANIFEST/table file (a MANIFEST cut short after a clean close
+  // included), IOError when the directory is locked by
   // another process or unreadable, InvalidArgument for a directory of another
   // engine or program.
   [[nodiscard]] static Result<std::unique_ptr<LevelEngine>> open(const std::string& path,

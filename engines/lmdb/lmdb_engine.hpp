@@ -15,9 +15,9 @@
 // Limits. A key is 1 to max_key_size() bytes (511 on a stock build of LMDB):
 // writing an empty or longer key is InvalidArgument. Such a key can never be
 // stored, so reading or deleting one finds nothing. Values may be up to 4 GiB.
-// One write (a batch, a delete_range, an ingest) is one LMDB transaction; a
-// transaction that dirties more than about 512 MiB of B-tree pages is
-// ResourceExhausted (MDB_TXN_FULL); large values do not count towards it.
+// One write (a batch, a delete_range, an ingest) is one LMDB transaction;
+// LMDB spills the dirty pages of a very large one to the file as it goes,
+// and in the rare case it cannot the write is ResourceExhausted (MDB_TXN_FULL).
 //
 // Map growth. The map starts at EngineOptions::lmdb_initial_map_bytes and
 // doubles, up to lmdb_max_map_bytes, whenever a write fills it; the write is
@@ -72,12 +72,12 @@ class LmdbEngine {
   class Iterator {
    public:
     [[nodiscard]] bool valid() const { return valid_; }
-    void seek(std::string_view key);
-    void seek_for_prev(std::string_view key);
-    void seek_to_first();
-    void seek_to_last();
-    void next();
-    void prev();
+    void seek(std::string_view key) { move(Move::kSeek, key); }
+    void seek_for_prev(std::string_view key) { move(Move::kSeekForPrev, key); }
+    void seek_to_first() { move(Move::kFirst, {}); }
+    void seek_to_last() { move(Move::kLast, {}); }
+    void next() { move(Move::kNext, {}); }
+    void prev() { move(Move::kPrev, {}); }
     [[nodiscard]] std::string_view key() const { return key_; }
     [[nodiscard]] std::string_view value() const { return value_; }
     [[nodiscard]] Status status() const { return status_; }
@@ -118,16 +118,28 @@ class LmdbEngine {
              Status init);
     std::shared_ptr<lmdb_detail::Env> env_;
     std::shared_ptr<lmdb_detail::ReadTxn> txn_;  // null when status_ is an error
-    Status status_;  // why the read transaction could not begin
+    Status status_;                              // why the read transaction could not begin
   };
 
   // Buffers operations; LmdbEngine::write() applies them in order in one
   // write transaction. Keys are checked there, not here.
   class WriteBatch {
    public:
-    void put(CF cf, std::string_view key, std::string_view value);
-    void delete_key(CF cf, std::string_view key);
-    void delete_range(CF cf, std::string_view begin, std::string_view end);
+    void put(CF cf, std::string_view key, std::string_view value) {
+      ops_.push_back(Entry{Op::kPut, cf, std::string(key), std::string(value)});
+      bytes_ += key.size() + value.size();
+    }
+    void delete_key(CF cf, std::string_view key) {
+      ops_.push_back(Entry{Op::kDelete, cf, std::string(key), {}});
+      bytes_ += key.size();
+    }
+    // A range with begin >= end (an empty end included) deletes nothing and
+    // is not added.
+    void delete_range(CF cf, std::string_view begin, std::string_view end) {
+      if (begin >= end) return;
+      ops_.push_back(Entry{Op::kDeleteRange, cf, std::string(begin), std::string(end)});
+      bytes_ += begin.size() + end.size();
+    }
     [[nodiscard]] std::size_t count() const { return ops_.size(); }
     [[nodiscard]] std::size_t byte_size() const { return bytes_; }
     void clear() {
@@ -163,6 +175,9 @@ class LmdbEngine {
     std::size_t max_key_;
   };
 
+  // Opens (or creates) the store at `path`. Corruption when data.mdb is
+  // damaged, or missing or shorter than its two meta pages in a directory
+  // that is not new (LMDB would silently start an empty store there).
   [[nodiscard]] static Result<std::unique_ptr<LmdbEngine>> open(const std::string& path,
                                                                 const EngineOptions& opts);
   ~LmdbEngine();

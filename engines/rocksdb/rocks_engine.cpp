@@ -25,6 +25,7 @@
 
 #include <fmt/format.h>
 
+#include "../manifest_guard.hpp"
 #include "engine/fs.hpp"
 #include "kvcore/engine/concept.hpp"
 #include "util/log.hpp"
@@ -200,7 +201,11 @@ struct RocksEngine::Impl {
       if (!s.ok()) KVCORE_LOG_WARN("rocksdb {}: {}", path, s.ToString());
     }
     rocksdb::Status s = db->Close();
-    if (!s.ok()) KVCORE_LOG_WARN("rocksdb close {}: {}", path, s.ToString());
+    if (!s.ok()) {
+      KVCORE_LOG_WARN("rocksdb close {}: {}", path, s.ToString());
+      return;
+    }
+    engine::record_clean_close(path, kName);
   }
 
   [[nodiscard]] rocksdb::ColumnFamilyHandle* cf(CF c) const { return cfs[cf_index(c)]; }
@@ -521,6 +526,7 @@ Result<std::unique_ptr<RocksEngine>> RocksEngine::open(const std::string& path,
     bool has_current = false;
     KVCORE_RETURN_IF_ERROR(check_current_file(path, &has_current));
     if (has_current) {
+      KVCORE_RETURN_IF_ERROR(engine::check_manifest_since_clean_close(path, kName));
       rocksdb::Status s = rocksdb::DB::ListColumnFamilies(impl->options, path, &existing);
       if (!s.ok()) {
         return open_status(s, fmt::format("cannot read the rocksdb store at {}", path));
@@ -555,6 +561,7 @@ Result<std::unique_ptr<RocksEngine>> RocksEngine::open(const std::string& path,
     return open_status(s, fmt::format("cannot open the rocksdb store at {}", path));
   }
   impl->db.reset(raw);
+  engine::forget_clean_close(path);
   for (std::size_t i = 0; i < kNumCFs; ++i) impl->cfs[i] = impl->handles[i];
   return std::unique_ptr<RocksEngine>(new RocksEngine(std::move(impl)));
 }

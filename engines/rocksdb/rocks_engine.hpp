@@ -11,6 +11,14 @@
 // specific to RocksDB. No RocksDB header is included here: every RocksDB
 // object lives behind a private State or Impl.
 //
+// A truncated MANIFEST: RocksDB reads it as the torn tail of a crash, opens an
+// older version and deletes the SST files that version does not name. After a
+// clean close the engine records the MANIFEST's size; an open that finds it
+// changed is Corruption before RocksDB touches anything. After a crash there
+// is no record and no check: a torn tail and unnamed SST files are then
+// normal leftovers (engines/manifest_guard.hpp says why nothing else can tell
+// the two apart).
+//
 // Thread-safety: a RocksEngine may be used from any number of threads at once.
 // A Snapshot is immutable and may be read from any thread. An Iterator,
 // WriteBatch or SstWriter is used by one thread at a time.
@@ -131,7 +139,7 @@ class RocksEngine {
   };
 
   // Opens (or creates) the store at `path`. A damaged CURRENT, MANIFEST or
-  // SST file is Corruption (or IOError when the OS failed to read it), with
+  // SST file (a MANIFEST cut short after a clean close included) is Corruption (or IOError when the OS failed to read it), with
   // RocksDB's own explanation in the message.
   [[nodiscard]] static Result<std::unique_ptr<RocksEngine>> open(const std::string& path,
                                                                  const EngineOptions& opts);

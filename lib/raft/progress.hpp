@@ -28,6 +28,8 @@ struct Progress {
   // In probe: an append was sent and not yet answered (cleared by a
   // response or a heartbeat response). Replicate pauses on a full window.
   bool msg_app_flow_paused = false;
+  // The commit index carried by the last append sent.
+  Index sent_commit = 0;
   Inflights inflights;
   bool is_learner = false;
 

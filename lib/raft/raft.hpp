@@ -20,6 +20,7 @@
 #include "kvcore/raft/config.hpp"
 #include "kvcore/raft/raw_node.hpp"
 #include "kvcore/raft/storage.hpp"
+#include "raft/confchange.hpp"
 #include "raft/raft_log.hpp"
 #include "raft/read_only.hpp"
 #include "raft/rng.hpp"
@@ -52,6 +53,9 @@ class Raft {
     persisted_term_ = term;
     persisted_vote_ = vote;
   }
+  // Sends the appends deferred since the last Ready (new entries, a new
+  // commit index). RawNode calls it before it looks for output.
+  void flush_broadcast();
   // Entries up to `index` and the snapshot (if any) reached stable storage.
   void on_persisted();
   // Committed entries up to `index` were applied.
@@ -130,7 +134,8 @@ class Raft {
   bool restore(const Snapshot& s);
 
   // raft_conf.cpp
-  ConfState switch_to_config(ConfigAndProgressRef cp);
+  ConfState switch_to_config(ConfigAndProgress cp);
+  void maybe_auto_leave();
 
   NodeId id_;
   Term term_ = 0;
@@ -148,6 +153,8 @@ class Raft {
   // Only one conf change may be pending (proposed but not applied).
   Index pending_conf_index_ = 0;
   std::uint64_t uncommitted_size_ = 0;
+  // A broadcast of appends is owed (see flush_broadcast).
+  bool bcast_pending_ = false;
   std::uint64_t max_uncommitted_size_;
   std::uint64_t max_msg_size_;
   int election_elapsed_ = 0;

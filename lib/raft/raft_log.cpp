@@ -69,19 +69,17 @@ std::optional<Index> RaftLog::maybe_append(Index index, Term log_term, Index com
   const Index ci = find_conflict(ents);
   if (ci != 0) {
     // A conflict at or below the commit index would mean a committed entry
-    // differs from the leader's log: impossible under Raft's safety rules.
-    assert(ci > committed_);
-    if (ci > committed_) {
-      append({ents.begin() + static_cast<std::ptrdiff_t>(ci - (index + 1)), ents.end()});
-    }
+    // differs from the leader's log: impossible from a correct leader, so
+    // the append is refused rather than trusted.
+    if (ci <= committed_) return std::nullopt;
+    append({ents.begin() + static_cast<std::ptrdiff_t>(ci - (index + 1)), ents.end()});
   }
   commit_to(std::min(committed, last_new));
   return last_new;
 }
 
 Index RaftLog::append(const std::vector<Entry>& ents) {
-  if (ents.empty()) return last_index();
-  assert(ents.front().index > committed_);
+  if (ents.empty() || ents.front().index <= committed_) return last_index();
   unstable_.truncate_and_append(ents);
   return last_index();
 }
@@ -154,10 +152,8 @@ bool RaftLog::maybe_commit(Index max_index, Term t) {
 }
 
 void RaftLog::commit_to(Index to) {
-  if (committed_ < to) {
-    assert(to <= last_index());
-    committed_ = std::min(to, last_index());
-  }
+  // Never beyond the log: a commit index is only meaningful for entries held.
+  if (committed_ < to) committed_ = std::max(committed_, std::min(to, last_index()));
 }
 
 void RaftLog::applied_to(Index i) {

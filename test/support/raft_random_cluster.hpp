@@ -45,8 +45,10 @@ struct ClusterOptions {
   int spares = 2;  // ids that start empty and may be added later
   bool pre_vote = false;
   bool check_quorum = false;
-  // How many recent steps a failure report shows.
-  std::size_t trace_length = 40;
+  // Keep a trace of the last `trace_length` steps (slow: off for the bulk
+  // run, on when a failing seed is replayed).
+  bool trace = false;
+  std::size_t trace_length = 60;
 };
 
 struct ClusterStats {
@@ -96,6 +98,7 @@ class Cluster {
   void change_partition();
   void crash_or_restart();
   void snapshot_and_compact();
+  void crash(Node& n);
   void restart(Node& n);
 
   // Network.
@@ -110,13 +113,17 @@ class Cluster {
 
   Node* leader();
   Node* live_random();
-  void note(std::string line);
+  // Records a trace line (built only when tracing is on).
+  template <class MakeLine>
+  void note(MakeLine&& make_line);
 
   ClusterOptions opts_;
   Rng rng_;
   std::map<NodeId, std::unique_ptr<Node>> nodes_;
   std::vector<Flight> net_;
   std::set<std::pair<NodeId, NodeId>> cut_;  // directed links that lose everything
+  unsigned chaos_ = 100;         // percent of partition/crash actions that happen
+  unsigned loss_permille_ = 40;  // messages lost per thousand
   std::uint64_t step_ = 0;
   std::uint64_t next_proposal_ = 0;
   std::uint64_t next_read_ = 0;

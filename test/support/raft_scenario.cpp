@@ -304,7 +304,19 @@ std::string Env::handle(const Command& cmd) {
     } else if (cmd.positional.size() > 1) {
       ticks = to_u64(cmd.positional[1], "ticks");
     }
-    for (std::uint64_t i = 0; i < ticks; ++i) nd.raw->tick();
+    if (n == "tick-election") {
+      // Stop at the first change of role, leader or term, so one
+      // tick-election causes at most one campaign (or one step-down).
+      const auto role = nd.raw->role();
+      const auto lead = nd.raw->leader_id();
+      const auto term = nd.raw->term();
+      for (std::uint64_t i = 0; i < ticks; ++i) {
+        nd.raw->tick();
+        if (nd.raw->role() != role || nd.raw->leader_id() != lead || nd.raw->term() != term) break;
+      }
+    } else {
+      for (std::uint64_t i = 0; i < ticks; ++i) nd.raw->tick();
+    }
   } else if (n == "deliver-msgs") {
     deliver_msgs(cmd);
   } else if (n == "process-ready") {

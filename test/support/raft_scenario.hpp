@@ -22,7 +22,8 @@
 //   campaign ID | propose ID DATA | read-index ID CTX
 //   propose-conf-change ID [transition=auto|implicit|explicit] [v1=true]
 //       (input: tokens vN add voter, lN add learner, rN remove; none: leave joint)
-//   tick-election ID | tick-heartbeat ID | tick ID [N]
+//   tick-election ID (ticks until the node changes role, leader or term, at
+//       most 2*election-tick) | tick-heartbeat ID | tick ID [N]
 //   deliver-msgs [ID...] [drop=(..)] [type=T] [from=ID]
 //   process-ready ID... | stabilize [ID...]
 //   raft-log ID | raft-state | status ID
