@@ -138,7 +138,8 @@ void BM_CommitProposals(benchmark::State& state) {
     c.pump();
   }
   const auto committed = static_cast<double>(c.leader_applied() - start);
-  if (committed < static_cast<double>(proposed)) state.SkipWithError("not every proposal committed");
+  if (committed < static_cast<double>(proposed))
+    state.SkipWithError("not every proposal committed");
   state.counters["proposals"] = benchmark::Counter(committed, benchmark::Counter::kIsRate);
   state.counters["bytes"] =
       benchmark::Counter(committed * static_cast<double>(payload), benchmark::Counter::kIsRate,
@@ -201,8 +202,8 @@ void BM_FollowerStepAppend(benchmark::State& state) {
       if (last > 100000 && last % 65536 < 64) (void)storage.compact(last - 64);
     }
   }
-  state.counters["steps"] = benchmark::Counter(static_cast<double>(steps),
-                                               benchmark::Counter::kIsRate);
+  state.counters["steps"] =
+      benchmark::Counter(static_cast<double>(steps), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_FollowerStepAppend)->Unit(benchmark::kNanosecond);
 

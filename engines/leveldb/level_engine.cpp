@@ -259,32 +259,48 @@ LevelEngine::Iterator::Iterator(Iterator&& other) noexcept
     : it_(std::move(other.it_)),
       lower_(std::move(other.lower_)),
       upper_(std::move(other.upper_)),
+      key_(other.key_),
+      value_(other.value_),
       path_(other.path_),
       valid_(std::exchange(other.valid_, false)) {}
 LevelEngine::Iterator& LevelEngine::Iterator::operator=(Iterator&& other) noexcept {
   it_ = std::move(other.it_);
   lower_ = std::move(other.lower_);
   upper_ = std::move(other.upper_);
+  key_ = other.key_;
+  value_ = other.value_;
   path_ = other.path_;
   valid_ = std::exchange(other.valid_, false);
   return *this;
 }
 LevelEngine::Iterator::~Iterator() = default;
 
-void LevelEngine::Iterator::settle() {
-  if (!it_->Valid()) {
-    valid_ = false;
-    return;
-  }
+void LevelEngine::Iterator::settle_forward() {
+  valid_ = it_->Valid();
+  if (!valid_) return;
   const std::string_view key = to_view(it_->key());
-  valid_ = key >= lower_ && key < upper_;
+  valid_ = key < upper_;
+  if (valid_) set_entry(key);
+}
+
+void LevelEngine::Iterator::settle_backward() {
+  valid_ = it_->Valid();
+  if (!valid_) return;
+  const std::string_view key = to_view(it_->key());
+  valid_ = key >= lower_;
+  if (valid_) set_entry(key);
+}
+
+void LevelEngine::Iterator::set_entry(std::string_view prefixed_key) {
+  key_ = prefixed_key.substr(1);
+  value_ = to_view(it_->value());
 }
 
 void LevelEngine::Iterator::seek(std::string_view key) {
   std::string target(1, lower_[0]);
   target.append(key);
   it_->Seek(to_slice(std::max(target, lower_)));
-  settle();
+  settle_forward();
 }
 
 void LevelEngine::Iterator::seek_for_prev(std::string_view key) {
@@ -300,12 +316,12 @@ void LevelEngine::Iterator::seek_for_prev(std::string_view key) {
   } else if (it_->status().ok()) {
     it_->SeekToLast();
   }
-  settle();
+  settle_backward();  // every key found is <= target < upper_
 }
 
 void LevelEngine::Iterator::seek_to_first() {
   it_->Seek(to_slice(lower_));
-  settle();
+  settle_forward();
 }
 
 void LevelEngine::Iterator::seek_to_last() {
@@ -313,27 +329,20 @@ void LevelEngine::Iterator::seek_to_last() {
   if (it_->Valid()) {
     it_->Prev();
   } else if (it_->status().ok()) {
-    it_->SeekToLast();
+    it_->SeekToLast();  // no key >= upper_ exists
   }
-  settle();
+  settle_backward();
 }
 
 void LevelEngine::Iterator::next() {
   it_->Next();
-  settle();
+  settle_forward();
 }
 
 void LevelEngine::Iterator::prev() {
   it_->Prev();
-  settle();
+  settle_backward();
 }
-
-std::string_view LevelEngine::Iterator::key() const {
-  const leveldb::Slice k = it_->key();
-  return {k.data() + 1, k.size() - 1};
-}
-
-std::string_view LevelEngine::Iterator::value() const { return to_view(it_->value()); }
 
 Status LevelEngine::Iterator::status() const {
   if (!it_) return {};
@@ -370,31 +379,22 @@ LevelEngine::WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
 LevelEngine::WriteBatch& LevelEngine::WriteBatch::operator=(WriteBatch&&) noexcept = default;
 LevelEngine::WriteBatch::~WriteBatch() = default;
 
-leveldb::WriteBatch& LevelEngine::WriteBatch::rep() {
-  if (!rep_) rep_ = std::make_unique<leveldb::WriteBatch>();
+leveldb::WriteBatch& LevelEngine::WriteBatch::make_rep() {
+  rep_ = std::make_unique<leveldb::WriteBatch>();
   return *rep_;
-}
-
-void LevelEngine::WriteBatch::set_scratch(CF cf, std::string_view key) {
-  scratch_.assign(1, prefix_of(cf));
-  scratch_.append(key);
 }
 
 void LevelEngine::WriteBatch::put(CF cf, std::string_view key, std::string_view value) {
   set_scratch(cf, key);
   rep().Put(to_slice(scratch_), to_slice(value));
   ++point_ops_;
-  ++count_;
   bytes_ += key.size() + value.size();
-  ++puts_;
-  put_bytes_ += key.size() + value.size() + 1;
 }
 
 void LevelEngine::WriteBatch::delete_key(CF cf, std::string_view key) {
   set_scratch(cf, key);
   rep().Delete(to_slice(scratch_));
   ++point_ops_;
-  ++count_;
   bytes_ += key.size();
 }
 
@@ -402,7 +402,6 @@ void LevelEngine::WriteBatch::delete_range(CF cf, std::string_view begin, std::s
   // An empty end sorts first, so it is caught here too: such a range deletes
   // nothing and is not part of the batch.
   if (begin >= end) return;
-  ++count_;
   bytes_ += begin.size() + end.size();
   ranges_.push_back({point_ops_, prefixed(cf, begin), prefixed(cf, end)});
 }
@@ -411,10 +410,7 @@ void LevelEngine::WriteBatch::clear() {
   rep().Clear();
   ranges_.clear();
   point_ops_ = 0;
-  count_ = 0;
   bytes_ = 0;
-  puts_ = 0;
-  put_bytes_ = 0;
 }
 
 // ---- Engine: open, reads ----
@@ -529,7 +525,9 @@ Status LevelEngine::write(const WriteBatch& batch, const WriteOptions& opts) {
     std::unique_lock lock(write_gate_);
     st = write_expanded(batch, opts.sync);
   }
-  if (st.is_ok()) note_written(batch.puts_, batch.put_bytes_);
+  // The average entry size approximate_keys() uses counts every point op's
+  // bytes (deletes too): a rough figure, kept by the batch's own counters.
+  if (st.is_ok() && batch.point_ops_ > 0) note_written(batch.point_ops_, batch.bytes_);
   return st;
 }
 

@@ -27,8 +27,9 @@
 //   range outside every CF; DB::CompactRange always writes the memtable to a
 //   table first and then finds no file to merge, so only the memtable moves.
 // - approximate_keys: LevelDB counts no keys. The estimate is
-//   approximate_size / average entry size, the average being the mean bytes of
-//   key+value written since open (64 bytes before any write). When
+//   approximate_size / average entry size, the average being the mean bytes
+//   per put or delete written since open (key+value; 64 bytes before any
+//   write). When
 //   approximate_size is 0 (the range is still only in the memtable) the engine
 //   counts the keys by iterating, up to 10,000; past that it extrapolates to the
 //   memtable's whole entry count (memtable bytes / average entry), an upper
@@ -105,20 +106,31 @@ class LevelEngine {
     void prev();
     // REQUIRES: valid(). Views into LevelDB's current entry (the key without
     // its CF prefix), valid until the iterator moves or dies.
-    [[nodiscard]] std::string_view key() const;
-    [[nodiscard]] std::string_view value() const;
+    [[nodiscard]] std::string_view key() const { return key_; }
+    [[nodiscard]] std::string_view value() const { return value_; }
     [[nodiscard]] Status status() const;
 
    private:
     friend class LevelEngine;
     Iterator(std::unique_ptr<leveldb::Iterator> it, std::string lower, std::string upper,
              const std::string* path);
-    // Recomputes valid_ after a move: inside [lower_, upper_) and no error.
-    void settle();
+    // Recompute valid_ after a move (a key of [lower_, upper_), no error).
+    // After a forward move (a seek at or past lower_, next() from a valid
+    // key) the key is >= lower_ already, so only upper_ is checked; after a
+    // backward one only lower_.
+    void settle_forward();
+    void settle_backward();
+    // REQUIRES: it_ valid on `prefixed_key`. Points key_ and value_ at its
+    // entry.
+    void set_entry(std::string_view prefixed_key);
 
     std::unique_ptr<leveldb::Iterator> it_;
     std::string lower_;        // prefixed, inclusive
     std::string upper_;        // prefixed, exclusive; never empty
+    // The current entry when valid_, set by settle_*: views into the memory
+    // of *it_, which a move of this Iterator does not move.
+    std::string_view key_;
+    std::string_view value_;
     const std::string* path_;  // the engine's, for error messages
     bool valid_ = false;
   };
@@ -157,26 +169,29 @@ class LevelEngine {
 
     void put(CF cf, std::string_view key, std::string_view value);
     void delete_key(CF cf, std::string_view key);
-    // REQUIRES: !end.empty(). begin >= end deletes nothing.
+    // REQUIRES: !end.empty(). begin >= end (an empty end included) deletes
+    // nothing and is not added: count() does not include it.
     void delete_range(CF cf, std::string_view begin, std::string_view end);
-    [[nodiscard]] std::size_t count() const { return count_; }
+    [[nodiscard]] std::size_t count() const { return point_ops_ + ranges_.size(); }
     [[nodiscard]] std::size_t byte_size() const { return bytes_; }
     void clear();
 
    private:
     friend class LevelEngine;
-    leveldb::WriteBatch& rep();
+    // rep_ is null only in a moved-from batch, which make_rep() revives.
+    leveldb::WriteBatch& rep() { return rep_ ? *rep_ : make_rep(); }
+    leveldb::WriteBatch& make_rep();
     // Sets scratch_ to `key` with the prefix of `cf`.
-    void set_scratch(CF cf, std::string_view key);
+    void set_scratch(CF cf, std::string_view key) {
+      scratch_.assign(1, static_cast<char>(cf_index(cf)));
+      scratch_.append(key);
+    }
 
     std::unique_ptr<leveldb::WriteBatch> rep_;
     std::vector<level_detail::RangeOp> ranges_;
-    std::string scratch_;  // reused prefixed key, saves an allocation per op
-    std::size_t point_ops_ = 0;
-    std::size_t count_ = 0;
-    std::size_t bytes_ = 0;
-    std::uint64_t put_bytes_ = 0;  // key+value bytes of puts, for the entry-size average
-    std::uint64_t puts_ = 0;
+    std::string scratch_;      // reused prefixed key, saves an allocation per op
+    std::size_t point_ops_ = 0;  // puts and deletes; count() adds the ranges
+    std::size_t bytes_ = 0;      // key (and value) bytes of every op
   };
 
   // Writes a kvcore sorted-run file for ingest().

@@ -111,7 +111,9 @@ Status check_key(std::string_view key, std::size_t max_key) {
 }
 
 Env::~Env() {
-  for (MDB_txn* txn : pool) mdb_txn_abort(txn);
+  for (auto& slot : pool) {
+    if (MDB_txn* txn = slot.exchange(nullptr); txn != nullptr) mdb_txn_abort(txn);
+  }
   if (env != nullptr && opened) {
     // Closing is a natural durability point and narrows the window in
     // which a machine crash meets unsynced commits.
@@ -202,7 +204,7 @@ Status run_write(Env& env, std::string_view what, Status& failure, Body&& body) 
 }
 
 Status sync_env(Env& env) {
-  std::shared_lock<RemapLock> lk(env.remap);
+  MapReadLock lk(env);
   KVCORE_RETURN_IF_ERROR(env.usable());
   int rc = mdb_env_sync(env.env, 1);
   return rc == 0 ? Status() : lmdb_status(rc, "sync", env.path);
@@ -291,7 +293,7 @@ Status check_data_file_present(const std::string& path) {
 }  // namespace lmdb_detail
 
 using lmdb_detail::Env;
-using lmdb_detail::RemapLock;
+using lmdb_detail::MapReadLock;
 
 Status LmdbEngine::SstWriter::put(std::string_view key, std::string_view value) {
   KVCORE_RETURN_IF_ERROR(lmdb_detail::check_key(key, max_key_));
@@ -336,6 +338,7 @@ Result<std::unique_ptr<LmdbEngine>> LmdbEngine::open(const std::string& path,
   mdb_env_info(env->env, &info);
   env->map_bytes.store(info.me_mapsize);
   env->max_map = std::max(env->max_map, info.me_mapsize);
+  env->fixed_map = info.me_mapsize >= env->max_map;
 
   {
     std::lock_guard<std::mutex> w(env->write_mu);
@@ -466,7 +469,7 @@ Status LmdbEngine::checkpoint(const std::string& dir) {
     {
       // The compacting copy reads through one read transaction of its own
       // and never takes LMDB's writer lock, so writers go on meanwhile.
-      std::shared_lock<RemapLock> lk(env_->remap);
+      MapReadLock lk(*env_);
       KVCORE_RETURN_IF_ERROR(env_->usable());
       int rc = mdb_env_copy2(env_->env, dir.c_str(), MDB_CP_COMPACT);
       if (rc != 0) return lmdb_status(rc, fmt::format("copy to {} the store", dir), path_);

@@ -19,12 +19,16 @@
 // LMDB spills the dirty pages of a very large one to the file as it goes,
 // and in the rare case it cannot the write is ResourceExhausted (MDB_TXN_FULL).
 //
-// Map growth. The map starts at EngineOptions::lmdb_initial_map_bytes and
-// doubles, up to lmdb_max_map_bytes, whenever a write fills it; the write is
-// then retried from scratch, so callers never see MDB_MAP_FULL. Past the
-// maximum a write is ResourceExhausted. Growing remaps the file while
-// snapshots and iterators stay open: every read copies what it returns out of
-// the map under a shared "remap lock" that growth takes exclusively, and an
+// Map modes. With a fixed map (the map has lmdb_max_map_bytes from the open
+// on, e.g. lmdb_initial_map_bytes == lmdb_max_map_bytes; it is only address
+// space, the file grows with use) the map never moves: readers take no lock
+// and iterators return views into the map. With a growable map it starts at
+// lmdb_initial_map_bytes and doubles, up to lmdb_max_map_bytes, whenever a
+// write fills it; the write is then retried from scratch, so callers never
+// see MDB_MAP_FULL. In both modes a write past the maximum is
+// ResourceExhausted. Growing remaps the file while snapshots and iterators
+// stay open: every read then holds a shared "remap lock" that growth takes
+// exclusively, iterators copy what they return out of the map, and an
 // iterator re-positions its cursor after a remap.
 //
 // Figures. approximate_size() and approximate_keys() are exact and cost O(n)
@@ -66,9 +70,11 @@ class LmdbEngine {
  public:
   static constexpr std::string_view kName = "lmdb";
 
-  // A cursor over one read transaction (its own, or its snapshot's). Keys and
-  // values are copied out of the map, so key() and value() stay valid until
-  // the iterator moves, whatever the engine does meanwhile.
+  // A cursor over one read transaction (its own, or its snapshot's). key()
+  // and value() stay valid until the iterator moves, whatever the engine does
+  // meanwhile: with a fixed map they are views into the map (its pages stay
+  // put while the read transaction lives); with a growable one they are
+  // copies (a growth may move the map).
   class Iterator {
    public:
     [[nodiscard]] bool valid() const { return valid_; }
@@ -78,8 +84,12 @@ class LmdbEngine {
     void seek_to_last() { move(Move::kLast, {}); }
     void next() { move(Move::kNext, {}); }
     void prev() { move(Move::kPrev, {}); }
-    [[nodiscard]] std::string_view key() const { return key_; }
-    [[nodiscard]] std::string_view value() const { return value_; }
+    [[nodiscard]] std::string_view key() const {
+      return in_map_ ? key_ : std::string_view(key_buf_);
+    }
+    [[nodiscard]] std::string_view value() const {
+      return in_map_ ? value_ : std::string_view(value_buf_);
+    }
     [[nodiscard]] Status status() const { return status_; }
 
    private:
@@ -95,8 +105,14 @@ class LmdbEngine {
     std::uint64_t generation_ = 0;  // the map generation cursor_ was positioned in
     std::string lower_;
     std::string upper_;
-    std::string key_;
-    std::string value_;
+    // The current entry: key_/value_ view the map when in_map_ (a fixed
+    // map), else key_buf_/value_buf_ hold copies. key() picks per call, so a
+    // moved Iterator never views a buffer of its old self.
+    bool in_map_ = false;
+    std::string_view key_;
+    std::string_view value_;
+    std::string key_buf_;
+    std::string value_buf_;
     bool valid_ = false;
     Status status_;
   };

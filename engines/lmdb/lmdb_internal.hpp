@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "kvcore/engine/types.hpp"
 #include "kvcore/status.hpp"
 #include "lmdb_engine.hpp"
@@ -73,10 +75,10 @@ class RemapLock {
 };
 
 // Invariant: any call that reads the memory map (a read transaction's begin,
-// renew, get or cursor move; mdb_env_info/stat/copy/sync) holds `remap`
-// shared, or holds `write_mu` (the only place the map is resized, under
-// `remap` exclusive, is grow_map with `write_mu` held and no write
-// transaction open).
+// renew, get or cursor move; mdb_env_info/stat/copy/sync) holds a
+// MapReadLock (`remap` shared, unless the map is fixed), or holds `write_mu`
+// (the only place the map is resized, under `remap` exclusive, is grow_map
+// with `write_mu` held and no write transaction open).
 struct Env {
   std::string path;
   std::string claimed;  // canonical path registered in open_dirs()
@@ -86,6 +88,10 @@ struct Env {
   std::size_t max_map = 0;
   std::atomic<std::size_t> map_bytes{0};  // written under write_mu and remap
   bool opened = false;                    // open() finished: sync on close
+  // Set by open(), constant afterwards: the map already has its maximum
+  // size, so it never moves. Readers then take no remap lock and iterators
+  // return views into the map.
+  bool fixed_map = false;
 
   mutable RemapLock remap;
   // Both written under remap exclusive (with write_mu), read under remap.
@@ -94,8 +100,11 @@ struct Env {
 
   std::mutex write_mu;  // serializes write transactions and map growth
 
-  std::mutex pool_mu;
-  std::vector<MDB_txn*> pool;  // guarded by pool_mu; reset read transactions
+  // Reset read transactions kept for reuse, one per slot (null: empty). A
+  // slot is taken by exchange and filled by compare-exchange, so a point
+  // read takes no mutex; the acquire/release pair hands the reset
+  // transaction to the thread that renews it (MDB_NOTLS allows that).
+  std::array<std::atomic<MDB_txn*>, kTxnPoolSize> pool{};
 
   Env() = default;
   Env(const Env&) = delete;
@@ -116,22 +125,18 @@ struct Env {
 
   [[nodiscard]] MDB_dbi dbi_of(CF cf) const { return dbi[cf_index(cf)]; }
 
-  // REQUIRES: remap held shared.
+  // REQUIRES: a MapReadLock held.
   int begin_read(MDB_txn** out) {
-    MDB_txn* txn = nullptr;
-    {
-      std::lock_guard<std::mutex> g(pool_mu);
-      if (!pool.empty()) {
-        txn = pool.back();
-        pool.pop_back();
-      }
-    }
-    if (txn != nullptr) {
+    for (auto& slot : pool) {
+      if (slot.load(std::memory_order_relaxed) == nullptr) continue;
+      MDB_txn* txn = slot.exchange(nullptr, std::memory_order_acquire);
+      if (txn == nullptr) continue;  // another reader took it first
       if (mdb_txn_renew(txn) == 0) {
         *out = txn;
         return 0;
       }
       mdb_txn_abort(txn);
+      break;
     }
     return mdb_txn_begin(env, nullptr, MDB_RDONLY, out);
   }
@@ -139,15 +144,33 @@ struct Env {
   // Needs no lock: resetting a read transaction does not touch the map.
   void end_read(MDB_txn* txn) noexcept {
     mdb_txn_reset(txn);
-    {
-      std::lock_guard<std::mutex> g(pool_mu);
-      if (pool.size() < kTxnPoolSize) {
-        pool.push_back(txn);
+    for (auto& slot : pool) {
+      MDB_txn* empty = nullptr;
+      if (slot.load(std::memory_order_relaxed) == nullptr &&
+          slot.compare_exchange_strong(empty, txn, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
         return;
       }
     }
     mdb_txn_abort(txn);
   }
+};
+
+// Held while reading the map: `remap` shared, or nothing when the map is
+// fixed (no growth can ever take `remap` exclusively then).
+class MapReadLock {
+ public:
+  explicit MapReadLock(const Env& env) : lock_(env.fixed_map ? nullptr : &env.remap) {
+    if (lock_ != nullptr) lock_->lock_shared();
+  }
+  MapReadLock(const MapReadLock&) = delete;
+  MapReadLock& operator=(const MapReadLock&) = delete;
+  ~MapReadLock() {
+    if (lock_ != nullptr) lock_->unlock_shared();
+  }
+
+ private:
+  RemapLock* lock_;
 };
 
 // A read transaction shared by a snapshot and its iterators, or owned by one
@@ -165,11 +188,11 @@ struct ReadTxn {
 // family's record is loaded at once: LMDB loads it lazily on first use,
 // writing into the transaction, which must not happen while several threads
 // read through it.
-// REQUIRES: env->remap held shared.
+// REQUIRES: a MapReadLock held.
 [[nodiscard]] Result<std::shared_ptr<ReadTxn>> open_read(const std::shared_ptr<Env>& env,
                                                          bool for_threads);
 
-// REQUIRES (all three): env.remap held shared.
+// REQUIRES (both): a MapReadLock held.
 [[nodiscard]] Result<std::optional<std::string>> get_in(const Env& env, MDB_txn* txn, CF cf,
                                                         std::string_view key);
 [[nodiscard]] Result<std::vector<std::optional<std::string>>> multi_get_in(

@@ -35,7 +35,7 @@ Status walk_range(const std::shared_ptr<Env>& env, CF cf, KeyRange range, Fn&& o
   std::unique_ptr<MDB_cursor, CursorCloser> cursor;
   std::string from(range.start);
   for (;;) {
-    std::shared_lock<RemapLock> lk(env->remap);
+    MapReadLock lk(*env);
     KVCORE_RETURN_IF_ERROR(env->usable());
     int rc = 0;
     if (!txn) {
@@ -62,6 +62,31 @@ Status walk_range(const std::shared_ptr<Env>& env, CF cf, KeyRange range, Fn&& o
     if (rc != 0) return lmdb_status(rc, "scan", env->path);
   }
 }
+
+// A pooled read transaction held for one point read, on the stack: a call
+// that ends before it returns needs no shared ReadTxn (and no allocation).
+class TxnLease {
+ public:
+  explicit TxnLease(Env& env) : env_(env) {}
+  TxnLease(const TxnLease&) = delete;
+  TxnLease& operator=(const TxnLease&) = delete;
+  ~TxnLease() {
+    if (txn_ != nullptr) env_.end_read(txn_);
+  }
+  // REQUIRES: a MapReadLock held.
+  [[nodiscard]] Status begin() {
+    KVCORE_RETURN_IF_ERROR(env_.usable());
+    const int rc = env_.begin_read(&txn_);
+    if (rc == 0) return {};
+    txn_ = nullptr;
+    return lmdb_status(rc, "begin a read transaction in", env_.path);
+  }
+  [[nodiscard]] MDB_txn* get() const { return txn_; }
+
+ private:
+  Env& env_;
+  MDB_txn* txn_ = nullptr;
+};
 
 }  // namespace
 
@@ -136,9 +161,9 @@ int last_at_or_before(MDB_cursor* c, std::string_view target, std::size_t max_ke
 }  // namespace lmdb_detail
 
 using lmdb_detail::Env;
-using lmdb_detail::RemapLock;
+using lmdb_detail::MapReadLock;
 
-// REQUIRES: env->remap held shared.
+// REQUIRES: a MapReadLock held.
 LmdbEngine::Iterator::Iterator(std::shared_ptr<Env> env, std::shared_ptr<lmdb_detail::ReadTxn> txn,
                                CF cf, const IterOptions& opts, Status init)
     : env_(std::move(env)),
@@ -151,6 +176,7 @@ LmdbEngine::Iterator::Iterator(std::shared_ptr<Env> env, std::shared_ptr<lmdb_de
   if (rc != 0) status_ = lmdb_detail::lmdb_status(rc, "open a cursor in", env_->path);
   cursor_.reset(c);
   generation_ = env_->generation;
+  in_map_ = env_->fixed_map;
 }
 
 void LmdbEngine::Iterator::move(Move how, std::string_view target) {
@@ -162,7 +188,7 @@ void LmdbEngine::Iterator::move(Move how, std::string_view target) {
   if (step && !was_valid) return;
 
   Env& env = *env_;
-  std::shared_lock<RemapLock> lk(env.remap);
+  MapReadLock lk(env);
   if (Status s = env.usable(); !s.is_ok()) {
     status_ = s;
     return;
@@ -196,7 +222,7 @@ void LmdbEngine::Iterator::move(Move how, std::string_view target) {
       case Move::kNext:
       case Move::kPrev:
         if (stale) {
-          k = to_val(key_);
+          k = to_val(key_buf_);  // stale only with a growable map: key_buf_ holds the key
           rc = mdb_cursor_get(c, &k, &v, MDB_SET);
           if (rc == MDB_NOTFOUND) {
             status_ = Status::internal(
@@ -215,8 +241,13 @@ void LmdbEngine::Iterator::move(Move how, std::string_view target) {
   }
   const std::string_view found = view(k);
   if ((!lower_.empty() && found < lower_) || (!upper_.empty() && found >= upper_)) return;
-  key_.assign(found);
-  value_.assign(view(v));
+  if (in_map_) {
+    key_ = found;
+    value_ = view(v);
+  } else {
+    key_buf_.assign(found);
+    value_buf_.assign(view(v));
+  }
   valid_ = true;
 }
 
@@ -226,7 +257,7 @@ LmdbEngine::Snapshot::Snapshot(std::shared_ptr<Env> env, std::shared_ptr<lmdb_de
 
 Result<std::optional<std::string>> LmdbEngine::Snapshot::get(CF cf, std::string_view key) const {
   if (!status_.is_ok()) return status_;
-  std::shared_lock<RemapLock> lk(env_->remap);
+  MapReadLock lk(*env_);
   KVCORE_RETURN_IF_ERROR(env_->usable());
   return lmdb_detail::get_in(*env_, txn_->txn, cf, key);
 }
@@ -234,38 +265,40 @@ Result<std::optional<std::string>> LmdbEngine::Snapshot::get(CF cf, std::string_
 Result<std::vector<std::optional<std::string>>> LmdbEngine::Snapshot::multi_get(
     CF cf, std::span<const std::string_view> keys) const {
   if (!status_.is_ok()) return status_;
-  std::shared_lock<RemapLock> lk(env_->remap);
+  MapReadLock lk(*env_);
   KVCORE_RETURN_IF_ERROR(env_->usable());
   return lmdb_detail::multi_get_in(*env_, txn_->txn, cf, keys);
 }
 
 LmdbEngine::Iterator LmdbEngine::Snapshot::new_iterator(CF cf, const IterOptions& opts) const {
-  std::shared_lock<RemapLock> lk(env_->remap);
+  MapReadLock lk(*env_);
   return Iterator(env_, txn_, cf, opts, status_);
 }
 
 Result<std::optional<std::string>> LmdbEngine::get(CF cf, std::string_view key) const {
-  std::shared_lock<RemapLock> lk(env_->remap);
-  KVCORE_ASSIGN_OR_RETURN(auto txn, lmdb_detail::open_read(env_, false));
-  return lmdb_detail::get_in(*env_, txn->txn, cf, key);
+  MapReadLock lk(*env_);
+  lmdb_detail::TxnLease txn(*env_);
+  KVCORE_RETURN_IF_ERROR(txn.begin());
+  return lmdb_detail::get_in(*env_, txn.get(), cf, key);
 }
 
 Result<std::vector<std::optional<std::string>>> LmdbEngine::multi_get(
     CF cf, std::span<const std::string_view> keys) const {
-  std::shared_lock<RemapLock> lk(env_->remap);
-  KVCORE_ASSIGN_OR_RETURN(auto txn, lmdb_detail::open_read(env_, false));
-  return lmdb_detail::multi_get_in(*env_, txn->txn, cf, keys);
+  MapReadLock lk(*env_);
+  lmdb_detail::TxnLease txn(*env_);
+  KVCORE_RETURN_IF_ERROR(txn.begin());
+  return lmdb_detail::multi_get_in(*env_, txn.get(), cf, keys);
 }
 
 LmdbEngine::Iterator LmdbEngine::new_iterator(CF cf, const IterOptions& opts) const {
-  std::shared_lock<RemapLock> lk(env_->remap);
+  MapReadLock lk(*env_);
   auto txn = lmdb_detail::open_read(env_, false);
   if (!txn.is_ok()) return Iterator(env_, nullptr, cf, opts, txn.status());
   return Iterator(env_, std::move(txn).value(), cf, opts, {});
 }
 
 std::shared_ptr<const LmdbEngine::Snapshot> LmdbEngine::snapshot() const {
-  std::shared_lock<RemapLock> lk(env_->remap);
+  MapReadLock lk(*env_);
   auto txn = lmdb_detail::open_read(env_, true);
   if (!txn.is_ok()) {
     return std::shared_ptr<const Snapshot>(new Snapshot(env_, nullptr, txn.status()));
@@ -282,10 +315,11 @@ Result<std::uint64_t> LmdbEngine::approximate_size(CF cf, KeyRange range) const 
 
 Result<std::uint64_t> LmdbEngine::approximate_keys(CF cf, KeyRange range) const {
   if (range.start.empty() && range.end.empty()) {
-    std::shared_lock<RemapLock> lk(env_->remap);
-    KVCORE_ASSIGN_OR_RETURN(auto txn, lmdb_detail::open_read(env_, false));
+    MapReadLock lk(*env_);
+    lmdb_detail::TxnLease txn(*env_);
+    KVCORE_RETURN_IF_ERROR(txn.begin());
     MDB_stat st;
-    int rc = mdb_stat(txn->txn, env_->dbi_of(cf), &st);
+    int rc = mdb_stat(txn.get(), env_->dbi_of(cf), &st);
     if (rc != 0) return lmdb_detail::lmdb_status(rc, "read the statistics of", path_);
     return static_cast<std::uint64_t>(st.ms_entries);
   }
@@ -297,7 +331,7 @@ Result<std::uint64_t> LmdbEngine::approximate_keys(CF cf, KeyRange range) const 
 
 EngineHealth LmdbEngine::health() const {
   EngineHealth health;
-  std::shared_lock<RemapLock> lk(env_->remap);
+  MapReadLock lk(*env_);
   if (!env_->usable().is_ok()) return health;
   MDB_envinfo info;
   MDB_stat st;

@@ -359,7 +359,9 @@ std::string_view RocksEngine::Iterator::value() const { return to_view(state_->i
 
 Status RocksEngine::Iterator::status() const {
   if (!state_) return {};
-  return to_status(state_->it->status(), state_->impl->context("iterator", state_->cf));
+  rocksdb::Status s = state_->it->status();
+  if (s.ok()) return {};  // the context is formatted only for an error
+  return to_status(s, state_->impl->context("iterator", state_->cf));
 }
 
 // ---------------------------------------------------------------------------
@@ -590,12 +592,17 @@ RocksEngine::WriteBatch RocksEngine::new_write_batch() const {
 Status RocksEngine::write(const WriteBatch& batch, const WriteOptions& opts) {
   if (!batch.state_) return Status::invalid_argument("write of a moved-from rocksdb batch");
   auto& st = *batch.state_;
-  const std::string where = fmt::format("rocksdb write in {}", impl_->path);
-  if (!st.error.ok()) return to_status(st.error, where + " (batch rejected an operation)");
+  // The context is formatted only for an error: this is the hot write path.
+  if (!st.error.ok()) {
+    return to_status(st.error,
+                     fmt::format("rocksdb write in {} (batch rejected an operation)", impl_->path));
+  }
   if (st.batch.Count() == 0) return {};
   rocksdb::WriteOptions wo;
   wo.sync = opts.sync;
-  return to_status(impl_->db->Write(wo, &st.batch), where);
+  rocksdb::Status s = impl_->db->Write(wo, &st.batch);
+  if (s.ok()) return {};
+  return to_status(s, fmt::format("rocksdb write in {}", impl_->path));
 }
 
 std::shared_ptr<const RocksEngine::Snapshot> RocksEngine::snapshot() const {
@@ -613,6 +620,7 @@ Status RocksEngine::delete_range(CF cf, KeyRange range) {
   if (range.start >= range.end) return {};
   rocksdb::Status s = impl_->db->DeleteRange(rocksdb::WriteOptions(), impl_->cf(cf),
                                              to_slice(range.start), to_slice(range.end));
+  if (s.ok()) return {};
   return to_status(s, impl_->context("delete_range", cf));
 }
 

@@ -212,7 +212,8 @@ Result<ConfigAndProgress> restore_conf_state(const ConfState& cs, const Progress
   }
   for (NodeId id : cs.learners) {
     if (id == kNoNode) return invalid("learner id 0");
-    if (cp.config.voters.contains(id)) return invalid(fmt::format("{} is both voter and learner", id));
+    if (cp.config.voters.contains(id))
+      return invalid(fmt::format("{} is both voter and learner", id));
     cp.config.learners.insert(id);
     add(id, true);
   }

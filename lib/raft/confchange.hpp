@@ -25,13 +25,14 @@ class ConfChanger {
 
   // Enters a joint config: the outgoing config is the current voters, the
   // incoming one the result of applying `changes`.
-  [[nodiscard]] Result<ConfigAndProgress> enter_joint(bool auto_leave,
-                                                      const std::vector<ConfChangeSingle>& changes) const;
+  [[nodiscard]] Result<ConfigAndProgress> enter_joint(
+      bool auto_leave, const std::vector<ConfChangeSingle>& changes) const;
   // Leaves the joint config: the outgoing config is dropped, learners_next
   // become learners.
   [[nodiscard]] Result<ConfigAndProgress> leave_joint() const;
   // Applies changes that alter at most one voter, without a joint config.
-  [[nodiscard]] Result<ConfigAndProgress> simple(const std::vector<ConfChangeSingle>& changes) const;
+  [[nodiscard]] Result<ConfigAndProgress> simple(
+      const std::vector<ConfChangeSingle>& changes) const;
   // Dispatches a ConfChangeV2 to one of the three above.
   [[nodiscard]] Result<ConfigAndProgress> apply(const ConfChangeV2& cc) const;
 

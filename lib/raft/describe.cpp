@@ -45,7 +45,8 @@ std::string describe(const RaftStatus& st) {
   for (const auto& [id, pr] : st.progress) {
     out += fmt::format("\n{}: {} match={} next={}", id, to_string(pr.state), pr.match, pr.next);
     if (pr.is_learner) out += " learner";
-    if (pr.state == ProgressState::kSnapshot) out += fmt::format(" pending_snap={}", pr.pending_snapshot);
+    if (pr.state == ProgressState::kSnapshot)
+      out += fmt::format(" pending_snap={}", pr.pending_snapshot);
     if (pr.probe_sent) out += " paused";
     if (pr.inflight_count > 0) out += fmt::format(" inflight={}", pr.inflight_count);
     if (!pr.recent_active) out += " inactive";

@@ -51,11 +51,8 @@ void Progress::sent_entries(std::size_t entries, std::uint64_t bytes) {
       }
       msg_app_flow_paused = inflights.full();
       break;
-    case ProgressState::kProbe:
-      msg_app_flow_paused = true;
-      break;
-    case ProgressState::kSnapshot:
-      break;
+    case ProgressState::kProbe: msg_app_flow_paused = true; break;
+    case ProgressState::kSnapshot: break;
   }
 }
 

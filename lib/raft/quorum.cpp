@@ -5,25 +5,6 @@
 
 namespace kvcore::raft {
 
-Index MajorityConfig::committed_index(const AckedIndexFn& acked) const {
-  if (ids_.empty()) return std::numeric_limits<Index>::max();
-  // Small configs are the norm: avoid a heap allocation for up to 7 voters.
-  constexpr std::size_t kStack = 7;
-  Index stack_buf[kStack];
-  std::vector<Index> heap_buf;
-  Index* idx = stack_buf;
-  if (ids_.size() > kStack) {
-    heap_buf.resize(ids_.size());
-    idx = heap_buf.data();
-  }
-  std::size_t n = 0;
-  for (NodeId id : ids_) idx[n++] = acked(id).value_or(0);
-  std::sort(idx, idx + n);
-  // With the indexes ascending, the entry at n - (n/2 + 1) is acknowledged by
-  // n/2 + 1 voters (itself and every one above it).
-  return idx[n - (n / 2 + 1)];
-}
-
 VoteResult MajorityConfig::vote_result(const std::map<NodeId, bool>& votes) const {
   if (ids_.empty()) return VoteResult::kWon;
   std::size_t yes = 0;
@@ -40,10 +21,6 @@ VoteResult MajorityConfig::vote_result(const std::map<NodeId, bool>& votes) cons
   if (yes >= q) return VoteResult::kWon;
   if (yes + missing >= q) return VoteResult::kPending;
   return VoteResult::kLost;
-}
-
-Index JointConfig::committed_index(const AckedIndexFn& acked) const {
-  return std::min(incoming.committed_index(acked), outgoing.committed_index(acked));
 }
 
 VoteResult JointConfig::vote_result(const std::map<NodeId, bool>& votes) const {

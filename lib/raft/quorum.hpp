@@ -2,11 +2,13 @@
 // configuration, and of a joint one (both majorities must agree).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
+#include <vector>
 
 #include "kvcore/raft/types.hpp"
 
@@ -14,17 +16,34 @@ namespace kvcore::raft {
 
 enum class VoteResult : std::uint8_t { kPending, kLost, kWon };
 
-// The acknowledged index of a voter; nullopt when unknown (counts as 0).
-using AckedIndexFn = std::function<std::optional<Index>(NodeId)>;
-
 class MajorityConfig {
  public:
   MajorityConfig() = default;
   explicit MajorityConfig(std::set<NodeId> ids) : ids_(std::move(ids)) {}
 
   // The largest index acknowledged by a majority. An empty config returns
-  // the maximum index so that it never holds back a joint config.
-  [[nodiscard]] Index committed_index(const AckedIndexFn& acked) const;
+  // the maximum index so that it never holds back a joint config. `acked`
+  // maps a voter to std::optional<Index> (nullopt: unknown, counts as 0);
+  // a template so the hot commit path makes no indirect calls.
+  template <class AckedFn>
+  [[nodiscard]] Index committed_index(const AckedFn& acked) const {
+    if (ids_.empty()) return std::numeric_limits<Index>::max();
+    // Small configs are the norm: no heap allocation for up to 7 voters.
+    constexpr std::size_t kStack = 7;
+    Index stack_buf[kStack];
+    std::vector<Index> heap_buf;
+    Index* idx = stack_buf;
+    if (ids_.size() > kStack) {
+      heap_buf.resize(ids_.size());
+      idx = heap_buf.data();
+    }
+    std::size_t n = 0;
+    for (NodeId id : ids_) idx[n++] = acked(id).value_or(0);
+    std::sort(idx, idx + n);
+    // Ascending: the entry at n - (n/2 + 1) is acknowledged by n/2 + 1
+    // voters (itself and every one above it).
+    return idx[n - (n / 2 + 1)];
+  }
   // votes: true granted, false rejected, absent pending. An empty config wins.
   [[nodiscard]] VoteResult vote_result(const std::map<NodeId, bool>& votes) const;
 
@@ -43,7 +62,10 @@ class MajorityConfig {
 // outside a joint configuration).
 class JointConfig {
  public:
-  [[nodiscard]] Index committed_index(const AckedIndexFn& acked) const;
+  template <class AckedFn>
+  [[nodiscard]] Index committed_index(const AckedFn& acked) const {
+    return std::min(incoming.committed_index(acked), outgoing.committed_index(acked));
+  }
   [[nodiscard]] VoteResult vote_result(const std::map<NodeId, bool>& votes) const;
   // Union of both configs.
   [[nodiscard]] std::set<NodeId> ids() const;

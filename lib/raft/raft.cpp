@@ -37,30 +37,32 @@ Raft::Raft(const Config& c, RaftLog log)
 
 Result<std::unique_ptr<Raft>> Raft::create(const Config& config, Storage& storage) {
   KVCORE_RETURN_IF_ERROR(config.validate());
-  KVCORE_ASSIGN_OR_RETURN(RaftLog log, RaftLog::create(storage, config.max_committed_size_per_ready));
+  KVCORE_ASSIGN_OR_RETURN(RaftLog log,
+                          RaftLog::create(storage, config.max_committed_size_per_ready));
   KVCORE_ASSIGN_OR_RETURN(RaftState rs, storage.initial_state());
   std::unique_ptr<Raft> r(new Raft(config, std::move(log)));
-  KVCORE_ASSIGN_OR_RETURN(ConfigAndProgress cp,
-                          restore_conf_state(rs.conf_state, r->tracker_, r->raft_log_.last_index()));
+  KVCORE_ASSIGN_OR_RETURN(ConfigAndProgress cp, restore_conf_state(rs.conf_state, r->tracker_,
+                                                                   r->raft_log_.last_index()));
   r->switch_to_config(std::move(cp));
   if (!rs.hard_state.empty()) {
     const Index commit = rs.hard_state.commit;
     if (commit < r->raft_log_.committed() || commit > r->raft_log_.last_index()) {
-      return Status::corruption(fmt::format(
-          "raft: hard state commit {} is out of range [{}, {}]", commit,
-          r->raft_log_.committed(), r->raft_log_.last_index()));
+      return Status::corruption(fmt::format("raft: hard state commit {} is out of range [{}, {}]",
+                                            commit, r->raft_log_.committed(),
+                                            r->raft_log_.last_index()));
     }
     r->load_state(rs.hard_state);
   }
   if (config.applied > 0) {
     if (config.applied > r->raft_log_.committed()) {
-      return Status::invalid_argument(fmt::format(
-          "raft config: applied {} is beyond the commit index {}", config.applied,
-          r->raft_log_.committed()));
+      return Status::invalid_argument(
+          fmt::format("raft config: applied {} is beyond the commit index {}", config.applied,
+                      r->raft_log_.committed()));
     }
     r->raft_log_.applied_to(config.applied);
   }
   r->become_follower(r->term_, kNoNode);
+  r->ticks_since_leader_contact_ = r->term_ > 0 ? 0 : config.election_tick;
   r->persisted_term_ = r->term_;
   r->persisted_vote_ = r->vote_;
   return r;
@@ -74,12 +76,13 @@ void Raft::load_state(const HardState& hs) {
 
 bool Raft::has_valid_lease() const {
   return state_ == StateRole::kLeader && check_quorum_ && lead_transferee_ == kNoNode &&
-         tracker_.quorum_active(id_);
+         !timeout_now_sent_ && tracker_.quorum_active(id_);
 }
 
 void Raft::reset_randomized_election_timeout() {
   randomized_election_timeout_ =
-      election_timeout_ + static_cast<int>(rng_.uniform(static_cast<std::uint64_t>(election_timeout_)));
+      election_timeout_ +
+      static_cast<int>(rng_.uniform(static_cast<std::uint64_t>(election_timeout_)));
 }
 
 void Raft::reset(Term term) {
@@ -89,6 +92,7 @@ void Raft::reset(Term term) {
   }
   lead_ = kNoNode;
   bcast_pending_ = false;
+  timeout_now_sent_ = false;
   election_elapsed_ = 0;
   heartbeat_elapsed_ = 0;
   reset_randomized_election_timeout();
@@ -143,6 +147,7 @@ void Raft::become_leader() {
 }
 
 void Raft::tick() {
+  if (ticks_since_leader_contact_ < election_timeout_) ++ticks_since_leader_contact_;
   if (state_ == StateRole::kLeader) {
     tick_heartbeat();
   } else {
@@ -239,7 +244,7 @@ void Raft::campaign(CampaignType t) {
   }
 }
 
-VoteResult Raft::poll(NodeId id, MessageType /*type*/, bool granted) {
+VoteResult Raft::poll(NodeId id, bool granted) {
   tracker_.record_vote(id, granted);
   return tracker_.tally_votes().result;
 }
@@ -254,9 +259,9 @@ void Raft::send(Message m) {
   // Votes carry their own term (pre-votes are in the future); proposals and
   // forwarded reads travel without one.
   if (!is_vote && t != MessageType::kPropose && t != MessageType::kReadIndex) m.term = term_;
-  const bool leader_stream = state_ == StateRole::kLeader &&
-                             (t == MessageType::kAppend || t == MessageType::kHeartbeat ||
-                              t == MessageType::kSnapshot);
+  const bool leader_stream =
+      state_ == StateRole::kLeader &&
+      (t == MessageType::kAppend || t == MessageType::kHeartbeat || t == MessageType::kSnapshot);
   const bool needs_persist =
       t == MessageType::kAppendResponse || t == MessageType::kVoteResponse ||
       t == MessageType::kPreVoteResponse ||
@@ -275,7 +280,8 @@ Status Raft::step(Message m) {
     if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
       const bool force = m.context == kCampaignTransfer;
       const bool in_lease =
-          check_quorum_ && lead_ != kNoNode && election_elapsed_ < election_timeout_;
+          check_quorum_ && ((lead_ != kNoNode && election_elapsed_ < election_timeout_) ||
+                            ticks_since_leader_contact_ < election_timeout_);
       // A node that heard from a live leader within the election timeout
       // ignores votes: a partitioned node must not depose a healthy leader.
       if (!force && in_lease) return Status::ok();
@@ -311,16 +317,19 @@ Status Raft::step(Message m) {
     return Status::ok();
   }
 
+  if ((m.type == MessageType::kAppend || m.type == MessageType::kHeartbeat ||
+       m.type == MessageType::kSnapshot) &&
+      state_ != StateRole::kLeader) {
+    // From the leader of our term (older terms were dropped above).
+    ticks_since_leader_contact_ = 0;
+  }
   switch (m.type) {
     case MessageType::kHup:
       hup(pre_vote_ ? CampaignType::kPreElection : CampaignType::kElection);
       return Status::ok();
     case MessageType::kVote:
-    case MessageType::kPreVote:
-      handle_vote_request(m);
-      return Status::ok();
-    default:
-      break;
+    case MessageType::kPreVote: handle_vote_request(m); return Status::ok();
+    default: break;
   }
   switch (state_) {
     case StateRole::kLeader: return step_leader(m);
@@ -361,10 +370,8 @@ Status Raft::step_candidate(Message& m) {
                                        ? MessageType::kPreVoteResponse
                                        : MessageType::kVoteResponse;
   switch (m.type) {
-    case MessageType::kPropose:
-      return dropped("no leader (campaign in progress)");
-    case MessageType::kReadIndex:
-      return Status::ok();
+    case MessageType::kPropose: return dropped("no leader (campaign in progress)");
+    case MessageType::kReadIndex: return Status::ok();
     case MessageType::kAppend:
       become_follower(m.term, m.from);
       handle_append_entries(m);
@@ -377,13 +384,11 @@ Status Raft::step_candidate(Message& m) {
       become_follower(m.term, m.from);
       handle_snapshot(m);
       return Status::ok();
-    case MessageType::kTimeoutNow:
-      return Status::ok();
-    default:
-      break;
+    case MessageType::kTimeoutNow: return Status::ok();
+    default: break;
   }
   if (m.type != my_vote_resp) return Status::ok();
-  switch (poll(m.from, m.type, !m.reject)) {
+  switch (poll(m.from, !m.reject)) {
     case VoteResult::kWon:
       if (state_ == StateRole::kPreCandidate) {
         campaign(CampaignType::kElection);
@@ -397,8 +402,7 @@ Status Raft::step_candidate(Message& m) {
       // own (possibly just bumped) term.
       become_follower(term_, kNoNode);
       break;
-    case VoteResult::kPending:
-      break;
+    case VoteResult::kPending: break;
   }
   return Status::ok();
 }

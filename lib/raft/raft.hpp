@@ -5,8 +5,10 @@
 // Outgoing messages are split by when they may leave:
 //   msgs_               at once (the leader's appends and heartbeats, ...);
 //   msgs_after_persist_ after the Ready that carries the current hard state
-//                       and entries is persisted (responses that promise
-//                       persisted state: votes, append acknowledgements);
+//                       and entries is persisted: responses that promise
+//                       persisted state (votes, append acknowledgements), and
+//                       anything sent while this node's term or vote differs
+//                       from the last one handed out for persistence;
 //   self_msgs_          this node's own votes, stepped back in on advance
 //                       (a vote for itself counts once it is persisted).
 #pragma once
@@ -56,7 +58,8 @@ class Raft {
   // Sends the appends deferred since the last Ready (new entries, a new
   // commit index). RawNode calls it before it looks for output.
   void flush_broadcast();
-  // Entries up to `index` and the snapshot (if any) reached stable storage.
+  // The last Ready was persisted (RawNode::advance): a leader now counts
+  // its own stable entries towards commitment.
   void on_persisted();
   // Committed entries up to `index` were applied.
   void on_applied(Index index, std::uint64_t applied_bytes);
@@ -98,7 +101,7 @@ class Raft {
   }
   void hup(CampaignType t);
   void campaign(CampaignType t);
-  VoteResult poll(NodeId id, MessageType type, bool granted);
+  VoteResult poll(NodeId id, bool granted);
   void send(Message m);
   void load_state(const HardState& hs);
   void handle_vote_request(const Message& m);
@@ -153,6 +156,16 @@ class Raft {
   // Only one conf change may be pending (proposed but not applied).
   Index pending_conf_index_ = 0;
   std::uint64_t uncommitted_size_ = 0;
+  // Ticks since this node last heard from a leader (appends, heartbeats,
+  // snapshots), saturating at the election timeout. Unlike lead_ and
+  // election_elapsed_ it survives role changes: while it is below the
+  // election timeout the node refuses votes (with check_quorum), so a leader
+  // that counted on it for its lease cannot be replaced behind its back. A
+  // node restarted with a persisted term starts at 0: it may have heard from
+  // a leader just before going down and forgot it.
+  int ticks_since_leader_contact_ = 0;
+  // A TimeoutNow went out in this term: the lease is void until a new term.
+  bool timeout_now_sent_ = false;
   // A broadcast of appends is owed (see flush_broadcast).
   bool bcast_pending_ = false;
   std::uint64_t max_uncommitted_size_;

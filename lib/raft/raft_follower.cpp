@@ -58,8 +58,7 @@ Status Raft::step_follower(Message& m) {
     case MessageType::kReadIndexResponse:
       read_states_.push_back(ReadState{m.index, m.context});
       return Status::ok();
-    default:
-      return Status::ok();
+    default: return Status::ok();
   }
 }
 

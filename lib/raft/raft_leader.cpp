@@ -157,6 +157,9 @@ void Raft::bcast_heartbeat(const std::string& ctx) {
 }
 
 void Raft::send_timeout_now(NodeId to) {
+  // The transferee may campaign whenever this message arrives, even after
+  // the transfer was aborted here: no lease in this term can be trusted.
+  timeout_now_sent_ = true;
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = to;
@@ -226,24 +229,16 @@ Status Raft::step_leader(Message& m) {
         if (id != id_) pr.recent_active = false;
       }
       return Status::ok();
-    case MessageType::kPropose:
-      return handle_propose(m);
-    case MessageType::kReadIndex:
-      handle_read_index(m);
-      return Status::ok();
-    default:
-      break;
+    case MessageType::kPropose: return handle_propose(m);
+    case MessageType::kReadIndex: handle_read_index(m); return Status::ok();
+    default: break;
   }
   auto it = tracker_.progress.find(m.from);
   if (it == tracker_.progress.end()) return Status::ok();
   Progress& pr = it->second;
   switch (m.type) {
-    case MessageType::kAppendResponse:
-      handle_append_response(m, pr);
-      break;
-    case MessageType::kHeartbeatResponse:
-      handle_heartbeat_response(m, pr);
-      break;
+    case MessageType::kAppendResponse: handle_append_response(m, pr); break;
+    case MessageType::kHeartbeatResponse: handle_heartbeat_response(m, pr); break;
     case MessageType::kSnapshotStatus:
       if (pr.state != ProgressState::kSnapshot) break;
       if (m.reject) pr.pending_snapshot = 0;
@@ -255,11 +250,8 @@ Status Raft::step_leader(Message& m) {
     case MessageType::kUnreachable:
       if (pr.state == ProgressState::kReplicate) pr.become_probe();
       break;
-    case MessageType::kTransferLeader:
-      handle_transfer_leader(m, pr);
-      break;
-    default:
-      break;
+    case MessageType::kTransferLeader: handle_transfer_leader(m, pr); break;
+    default: break;
   }
   return Status::ok();
 }
@@ -284,18 +276,14 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     return;
   }
   switch (pr.state) {
-    case ProgressState::kProbe:
-      pr.become_replicate();
-      break;
+    case ProgressState::kProbe: pr.become_replicate(); break;
     case ProgressState::kSnapshot:
       if (pr.match + 1 >= raft_log_.first_index()) {
         pr.become_probe();
         pr.become_replicate();
       }
       break;
-    case ProgressState::kReplicate:
-      pr.inflights.free_le(m.index);
-      break;
+    case ProgressState::kReplicate: pr.inflights.free_le(m.index); break;
   }
   if (maybe_commit()) {
     release_pending_read_index_messages();
@@ -319,7 +307,9 @@ void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.msg_app_flow_paused = false;
   if (pr.state == ProgressState::kReplicate && pr.inflights.full()) pr.free_first_inflight();
   if (pr.match < raft_log_.last_index()) send_append(m.from);
-  if (read_only_option_ != ReadOnlyOption::kSafe || m.context.empty()) return;
+  // Lease mode falls back to heartbeat-confirmed reads when the lease is
+  // not known valid, so acknowledgements count in both modes.
+  if (m.context.empty() || read_only_.pending() == 0) return;
   const std::set<NodeId>* acks = read_only_.recv_ack(m.from, m.context);
   if (acks == nullptr) return;
   std::map<NodeId, bool> votes;

@@ -1,7 +1,6 @@
 #include "raft/raft_log.hpp"
 
 #include <algorithm>
-#include <cassert>
 
 namespace kvcore::raft {
 

@@ -31,7 +31,11 @@ Status validate_remote_message(const Message& m, NodeId self) {
     return Status::invalid_argument(fmt::format("raft: invalid {}: {}", to_string(m.type), why));
   };
   if (m.from == kNoNode) return invalid("no sender");
-  if (m.from == self) return invalid("sent by this node to itself");
+  // A forwarded transfer request names the transferee in `from`, which may
+  // be this (leader) node; nothing else ever claims to come from us.
+  if (m.from == self && m.type != MessageType::kTransferLeader) {
+    return invalid("sent by this node to itself");
+  }
   // Only proposals and read requests are forwarded without a term; a node
   // still at term 0 rejects a pre-vote with its own term 0.
   if (m.term == 0 && m.type != MessageType::kPropose && m.type != MessageType::kReadIndex &&
@@ -158,7 +162,7 @@ bool RawNode::has_ready() const {
   if (log.has_pending_snapshot()) return true;
   if (!log.unstable_entries().empty()) return true;
   if (log.has_next_committed_entries()) return true;
-  auto& mr = const_cast<Raft&>(r);
+  Raft& mr = *impl_->raft;
   return !mr.msgs().empty() || !mr.msgs_after_persist().empty() || !mr.self_msgs().empty() ||
          !mr.read_states().empty();
 }

@@ -123,9 +123,9 @@ Status MemoryStorage::append(const std::vector<Entry>& ents) {
   if (ents.front().index < first) skip = first - ents.front().index;
   const Index start = ents[skip].index;
   if (start > entries_.back().index + 1) {
-    return Status::invalid_argument(fmt::format(
-        "memory storage: missing log entries [last: {}, append at: {}]", entries_.back().index,
-        start));
+    return Status::invalid_argument(
+        fmt::format("memory storage: missing log entries [last: {}, append at: {}]",
+                    entries_.back().index, start));
   }
   entries_.resize(start - entries_.front().index);
   entries_.insert(entries_.end(), ents.begin() + static_cast<std::ptrdiff_t>(skip), ents.end());

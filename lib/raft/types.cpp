@@ -41,10 +41,8 @@ bool is_local_message(MessageType type) noexcept {
     case MessageType::kBeat:
     case MessageType::kUnreachable:
     case MessageType::kSnapshotStatus:
-    case MessageType::kCheckQuorum:
-      return true;
-    default:
-      return false;
+    case MessageType::kCheckQuorum: return true;
+    default: return false;
   }
 }
 
@@ -56,10 +54,8 @@ bool is_response_message(MessageType type) noexcept {
     case MessageType::kHeartbeatResponse:
     case MessageType::kReadIndexResponse:
     case MessageType::kUnreachable:
-    case MessageType::kSnapshotStatus:
-      return true;
-    default:
-      return false;
+    case MessageType::kSnapshotStatus: return true;
+    default: return false;
   }
 }
 
@@ -74,8 +70,8 @@ std::string_view to_string(StateRole role) noexcept {
 }
 
 bool operator==(const Message& a, const Message& b) {
-  const bool snaps_equal = (a.snapshot == b.snapshot) ||
-                           (a.snapshot && b.snapshot && *a.snapshot == *b.snapshot);
+  const bool snaps_equal =
+      (a.snapshot == b.snapshot) || (a.snapshot && b.snapshot && *a.snapshot == *b.snapshot);
   return a.type == b.type && a.to == b.to && a.from == b.from && a.term == b.term &&
          a.log_term == b.log_term && a.index == b.index && a.entries == b.entries &&
          a.commit == b.commit && snaps_equal && a.reject == b.reject &&
@@ -92,12 +88,11 @@ std::vector<NodeId> sorted(std::vector<NodeId> v) {
 
 // Encoding version; bump when the layout changes.
 constexpr std::uint8_t kConfChangeVersion = 1;
-constexpr std::uint8_t kMaxTransition = static_cast<std::uint8_t>(ConfChangeTransition::kJointExplicit);
+constexpr std::uint8_t kMaxTransition =
+    static_cast<std::uint8_t>(ConfChangeTransition::kJointExplicit);
 constexpr std::uint8_t kMaxChangeType = static_cast<std::uint8_t>(ConfChangeType::kAddLearnerNode);
 
-std::string ids(const std::vector<NodeId>& v) {
-  return fmt::format("[{}]", fmt::join(v, " "));
-}
+std::string ids(const std::vector<NodeId>& v) { return fmt::format("[{}]", fmt::join(v, " ")); }
 
 std::string quoted(std::string_view data) {
   std::string out = "\"";
@@ -188,7 +183,8 @@ std::string describe(const ConfChangeV2& cc) {
 std::string describe(const Entry& e) {
   if (e.type == EntryType::kConfChange) {
     auto cc = decode_conf_change(e.data);
-    if (cc.is_ok()) return fmt::format("{}/{} EntryConfChangeV2 {}", e.term, e.index, describe(*cc));
+    if (cc.is_ok())
+      return fmt::format("{}/{} EntryConfChangeV2 {}", e.term, e.index, describe(*cc));
     return fmt::format("{}/{} EntryConfChangeV2 <corrupt {}>", e.term, e.index, quoted(e.data));
   }
   return fmt::format("{}/{} EntryNormal {}", e.term, e.index, quoted(e.data));
@@ -204,7 +200,8 @@ std::string describe(const SoftState& ss) {
 
 std::string describe(const ConfState& cs) {
   std::string out = fmt::format("Voters:{}", ids(cs.voters));
-  if (!cs.voters_outgoing.empty()) out += fmt::format(" VotersOutgoing:{}", ids(cs.voters_outgoing));
+  if (!cs.voters_outgoing.empty())
+    out += fmt::format(" VotersOutgoing:{}", ids(cs.voters_outgoing));
   if (!cs.learners.empty()) out += fmt::format(" Learners:{}", ids(cs.learners));
   if (!cs.learners_next.empty()) out += fmt::format(" LearnersNext:{}", ids(cs.learners_next));
   if (cs.auto_leave) out += " AutoLeave:true";
@@ -229,7 +226,8 @@ std::string describe(const Message& m) {
     }
     out += "]";
   }
-  if (m.snapshot && !m.snapshot->empty()) out += fmt::format(" Snapshot: {}", describe(*m.snapshot));
+  if (m.snapshot && !m.snapshot->empty())
+    out += fmt::format(" Snapshot: {}", describe(*m.snapshot));
   if (!m.context.empty()) out += fmt::format(" Context:{}", quoted(m.context));
   return out;
 }

@@ -4,34 +4,14 @@
 
 namespace kvcore::raft {
 
-std::optional<Index> Unstable::maybe_first_index() const {
-  if (snapshot_) return snapshot_->metadata.index + 1;
-  return std::nullopt;
-}
-
-std::optional<Index> Unstable::maybe_last_index() const {
-  if (!entries_.empty()) return offset_ + entries_.size() - 1;
-  if (snapshot_) return snapshot_->metadata.index;
-  return std::nullopt;
-}
-
-std::optional<Term> Unstable::maybe_term(Index i) const {
-  if (i < offset_) {
-    if (snapshot_ && snapshot_->metadata.index == i) return snapshot_->metadata.term;
-    return std::nullopt;
-  }
-  auto last = maybe_last_index();
-  if (!last || i > *last) return std::nullopt;
-  return entries_[i - offset_].term;
-}
-
 void Unstable::stable_to(Index i, Term t) {
   auto gt = maybe_term(i);
   if (!gt) return;
   // Only when the entry at i was not overwritten since it was handed out, and
   // it is an entry (not the snapshot's index).
   if (*gt == t && i >= offset_) {
-    entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(i + 1 - offset_));
+    entries_.erase(entries_.begin(),
+                   entries_.begin() + static_cast<std::ptrdiff_t>(i + 1 - offset_));
     offset_ = i + 1;
   }
 }

@@ -14,11 +14,26 @@ class Unstable {
  public:
   explicit Unstable(Index offset = 1) : offset_(offset) {}
 
+  // Inline: these sit on every step's path.
   // The first index, when only the snapshot knows it.
-  [[nodiscard]] std::optional<Index> maybe_first_index() const;
+  [[nodiscard]] std::optional<Index> maybe_first_index() const {
+    if (snapshot_) return snapshot_->metadata.index + 1;
+    return std::nullopt;
+  }
   // The last index when there are unstable entries or a snapshot.
-  [[nodiscard]] std::optional<Index> maybe_last_index() const;
-  [[nodiscard]] std::optional<Term> maybe_term(Index i) const;
+  [[nodiscard]] std::optional<Index> maybe_last_index() const {
+    if (!entries_.empty()) return offset_ + entries_.size() - 1;
+    if (snapshot_) return snapshot_->metadata.index;
+    return std::nullopt;
+  }
+  [[nodiscard]] std::optional<Term> maybe_term(Index i) const {
+    if (i < offset_) {
+      if (snapshot_ && snapshot_->metadata.index == i) return snapshot_->metadata.term;
+      return std::nullopt;
+    }
+    if (i - offset_ >= entries_.size()) return std::nullopt;
+    return entries_[i - offset_].term;
+  }
 
   // Entries up to (i, t) reached stable storage.
   void stable_to(Index i, Term t);

@@ -103,6 +103,8 @@ TEST_CASE("one writer, concurrent readers see consistent views", "[engine]") {
       return e.write(*batch, {});
     };
     REQUIRE_OK(write_version(0, false));
+    // One snapshot shared by every reader thread: it must keep answering 0.
+    const std::shared_ptr<const Snapshot> shared = e.snapshot();
 
     constexpr std::uint64_t kVersions = 400;
     constexpr int kReaders = 3;
@@ -139,6 +141,12 @@ TEST_CASE("one writer, concurrent readers see consistent views", "[engine]") {
             if (read_group(*snap, (mode + 1) % 3, failures) != version) {
               failures.add("snapshot: two reads differ");
             }
+          } else if (n % 5 == 1) {
+            if (read_group(*shared, mode, failures) != 0) {
+              failures.add("the shared snapshot moved");
+              break;
+            }
+            version = read_group(e, mode, failures);
           } else {
             version = read_group(e, mode, failures);
           }

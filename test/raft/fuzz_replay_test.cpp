@@ -42,7 +42,8 @@ TEST_CASE("raft-fuzz-replay", "[raft][fuzz]") {
       std::string trace;
       if (first == last) (void)kvcore::raft::fuzz::run_input(in.data(), in.size(), &trace);
       FAIL_CHECK("fuzz input seed " << seed << " (replay: KVCORE_SEED=" << seed
-                                    << "): " << violation << "\n" << trace);
+                                    << "): " << violation << "\n"
+                                    << trace);
     }
   }
   CHECK(failures == 0);

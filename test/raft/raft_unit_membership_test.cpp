@@ -85,7 +85,8 @@ TEST_CASE("confchange: illegal transitions are rejected", "[raft][confchange]") 
   CHECK_FALSE(change(ConfState{}, cc({v(1)}, ConfChangeTransition::kJointExplicit)).is_ok());
 }
 
-TEST_CASE("confchange: joint enter and leave, demotion through learners_next", "[raft][confchange]") {
+TEST_CASE("confchange: joint enter and leave, demotion through learners_next",
+          "[raft][confchange]") {
   auto cs = change(voters({1, 2, 3}), cc({v(4), l(3)}, ConfChangeTransition::kJointExplicit));
   REQUIRE(cs.is_ok());
   ConfState want = voters({1, 2, 4});
@@ -192,8 +193,8 @@ TEST_CASE("raft: a removed leader steps down", "[raft][membership]") {
   propose_cc(c, 1, cc({r(1)}));
   CHECK(c.node(1).role() == StateRole::kFollower);
   c.tick_all(30);
-  const bool new_leader = c.node(2).role() == StateRole::kLeader ||
-                          c.node(3).role() == StateRole::kLeader;
+  const bool new_leader =
+      c.node(2).role() == StateRole::kLeader || c.node(3).role() == StateRole::kLeader;
   CHECK(new_leader);
   CHECK(c.node(1).role() != StateRole::kLeader);
 }
@@ -264,7 +265,8 @@ TEST_CASE("raft: a transfer asked at a follower is forwarded to the leader", "[r
   CHECK(c.node(1).role() == StateRole::kFollower);
 }
 
-TEST_CASE("raft: leader transfer to a learner is ignored, a stuck one times out", "[raft][transfer]") {
+TEST_CASE("raft: leader transfer to a learner is ignored, a stuck one times out",
+          "[raft][transfer]") {
   UnitCluster c(4, nullptr, {4});
   c.elect(1);
   c.node(1).transfer_leader(4);
@@ -399,6 +401,35 @@ TEST_CASE("raft: lease ReadIndex needs check-quorum and a valid lease", "[raft][
   c.node(1).read_index("after-transfer");
   c.stabilize();
   CHECK(c.nodes.at(1).read_states.size() == 1);
+}
+
+TEST_CASE("raft: after a TimeoutNow the lease stays void for the term", "[raft][read]") {
+  UnitCluster c(3, [](Config& cfg) {
+    cfg.check_quorum = true;
+    cfg.read_only_option = ReadOnlyOption::kLeaseBased;
+  });
+  c.elect(1);
+  c.tick_all(1);
+  REQUIRE(c.node(1).has_valid_lease());
+  // 3 is up to date, so TimeoutNow leaves at once; it is lost on the way.
+  c.cut.insert({1, 3});
+  c.node(1).transfer_leader(3);
+  c.stabilize();
+  for (int i = 0; i < 10; ++i) {
+    c.node(1).tick();
+    c.stabilize();
+  }
+  REQUIRE(c.node(1).status().lead_transferee == kNoNode);
+  REQUIRE(c.node(1).role() == StateRole::kLeader);
+  // A delayed TimeoutNow could still start an election: no lease reads, but
+  // reads are still served the safe way (a heartbeat round with 2).
+  CHECK_FALSE(c.node(1).has_valid_lease());
+  c.node(1).read_index("safe");
+  c.process(1);
+  CHECK(c.nodes.at(1).read_states.empty());
+  c.stabilize();
+  REQUIRE(c.nodes.at(1).read_states.size() == 1);
+  CHECK(c.nodes.at(1).read_states[0].request_ctx == "safe");
 }
 
 TEST_CASE("raft: ReadIndex before the first commit of the term is postponed", "[raft][read]") {

@@ -1,9 +1,11 @@
 // The Ready contract under crashes: `messages` leave as soon as ready()
 // returns, before anything is persisted, and a node may crash before its
 // Ready is persisted (losing it). Raft's safety must still hold: at most one
-// leader per term and every node applies the same entry at each index.
+// leader per term, every node applies the same entry at each index, and a
+// (safe) ReadIndex answer is never below a commit index known when it was asked.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -73,8 +75,17 @@ class SplitCluster {
       n.raw->tick();
     } else if (action < 60) {
       deliver_some();
-    } else if (action < 75) {
+    } else if (action < 72) {
       (void)n.raw->propose("p" + std::to_string(++proposals_));
+    } else if (action < 75) {
+      // A read must see at least everything committed anywhere by now.
+      Index commit = 0;
+      for (auto& [id, node] : nodes_) {
+        commit = std::max(commit, node.raw->status().hard_state.commit);
+      }
+      const std::string ctx = "r" + std::to_string(++reads_);
+      read_floor_[ctx] = commit;
+      n.raw->read_index(ctx);
     } else {
       process(n);
     }
@@ -120,11 +131,21 @@ class SplitCluster {
       }
       n.applied = e.index;
     }
+    for (const auto& rs : rd.read_states) {
+      auto it = read_floor_.find(rs.request_ctx);
+      REQUIRE(it != read_floor_.end());
+      if (rs.index < it->second) {
+        FAIL("stale read " << rs.request_ctx << " on node " << n.id << ": index " << rs.index
+                           << " < commit " << it->second << " when asked");
+      }
+      ++reads_served_;
+    }
     n.raw->advance(rd);
   }
 
   std::size_t committed() const { return canon_.size(); }
   std::size_t crashes() const { return crashes_; }
+  std::size_t reads_served() const { return reads_served_; }
 
  private:
   SplitRng rng_;
@@ -133,6 +154,9 @@ class SplitCluster {
   std::map<Term, NodeId> leaders_;
   std::map<Index, Entry> canon_;
   std::uint64_t proposals_ = 0;
+  std::uint64_t reads_ = 0;
+  std::size_t reads_served_ = 0;
+  std::map<std::string, Index> read_floor_;
   std::size_t crashes_ = 0;
 };
 
@@ -147,18 +171,21 @@ TEST_CASE("raft: safety holds when messages leave before persistence", "[raft][r
   }
   std::size_t committed = 0;
   std::size_t crashes = 0;
+  std::size_t reads = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     INFO("seed " << seed << " (replay with KVCORE_SEED=" << seed << ")");
     SplitCluster c(seed, seed % 2 == 0 ? 3 : 5);
     for (int i = 0; i < 3000; ++i) c.step_once();
     committed += c.committed();
     crashes += c.crashes();
+    reads += c.reads_served();
   }
   if (count > 1) {
     CHECK(committed > 0);
     CHECK(crashes > 0);
   }
-  WARN("committed " << committed << " entries, " << crashes << " crashes");
+  WARN("committed " << committed << " entries, " << crashes << " crashes, " << reads
+                    << " reads served");
 }
 
 }  // namespace kvcore::raft::unit

@@ -27,10 +27,10 @@ TEST_CASE("raft: append is rejected when the previous entry does not match", "[r
   s.start();
   // prev (3, term 1) does not match our term 2 at index 3.
   REQUIRE(s.step(MessageType::kAppend, 1, 3, [](Message& m) {
-    m.index = 3;
-    m.log_term = 1;
-    m.entries = {entry(3, 4)};
-  }).is_ok());
+             m.index = 3;
+             m.log_term = 1;
+             m.entries = {entry(3, 4)};
+           }).is_ok());
   auto resp = of_type(s.drain(), MessageType::kAppendResponse);
   REQUIRE(resp.size() == 1);
   CHECK(resp[0].reject);
@@ -44,11 +44,11 @@ TEST_CASE("raft: a conflicting suffix is truncated and replaced", "[raft][log]")
   auto s = follower_with(2, {entry(1, 1), entry(1, 2), entry(2, 3), entry(2, 4)}, 2);
   s.start();
   REQUIRE(s.step(MessageType::kAppend, 1, 3, [](Message& m) {
-    m.index = 2;
-    m.log_term = 1;
-    m.entries = {entry(3, 3, "new")};
-    m.commit = 3;
-  }).is_ok());
+             m.index = 2;
+             m.log_term = 1;
+             m.entries = {entry(3, 3, "new")};
+             m.commit = 3;
+           }).is_ok());
   auto resp = of_type(s.drain(), MessageType::kAppendResponse);
   REQUIRE(resp.size() == 1);
   CHECK_FALSE(resp[0].reject);
@@ -64,10 +64,10 @@ TEST_CASE("raft: appends below the commit index are answered with the commit", "
   s.storage.set_hard_state({1, 0, 3});
   s.start();
   REQUIRE(s.step(MessageType::kAppend, 1, 1, [](Message& m) {
-    m.index = 1;
-    m.log_term = 1;
-    m.entries = {entry(1, 2)};
-  }).is_ok());
+             m.index = 1;
+             m.log_term = 1;
+             m.entries = {entry(1, 2)};
+           }).is_ok());
   auto resp = of_type(s.drain(), MessageType::kAppendResponse);
   REQUIRE(resp.size() == 1);
   CHECK_FALSE(resp[0].reject);
@@ -76,8 +76,7 @@ TEST_CASE("raft: appends below the commit index are answered with the commit", "
 
 TEST_CASE("raft log: find_conflict_by_term skips whole terms", "[raft][log]") {
   MemoryStorage ms;
-  REQUIRE(ms.append({entry(1, 1), entry(2, 2), entry(2, 3), entry(4, 4), entry(4, 5),
-                     entry(4, 6)})
+  REQUIRE(ms.append({entry(1, 1), entry(2, 2), entry(2, 3), entry(4, 4), entry(4, 5), entry(4, 6)})
               .is_ok());
   auto log = RaftLog::create(ms, 1 << 20);
   REQUIRE(log.is_ok());
@@ -116,7 +115,8 @@ TEST_CASE("raft: fast back-off converges a divergent follower", "[raft][log]") {
 
 // Figure 8: a leader never commits an entry of an earlier term by counting
 // replicas; only an entry of its own term commits (and everything before it).
-TEST_CASE("raft: entries of earlier terms commit only with a current-term entry", "[raft][commit]") {
+TEST_CASE("raft: entries of earlier terms commit only with a current-term entry",
+          "[raft][commit]") {
   Solo s(1, voters({1, 2, 3}));
   REQUIRE(s.storage.append({entry(1, 1), entry(2, 2)}).is_ok());
   s.storage.set_hard_state({2, 0, 1});
@@ -264,6 +264,36 @@ TEST_CASE("raft: max_size_per_msg splits appends", "[raft][inflights]") {
   CHECK(applied_data(c.nodes.at(2)).size() == 10);
 }
 
+TEST_CASE("raft: proposals between two Readies travel in one append", "[raft][flow]") {
+  UnitCluster c(3);
+  c.elect(1);
+  for (int i = 0; i < 5; ++i) REQUIRE(c.node(1).propose("b" + std::to_string(i)).is_ok());
+  Ready rd = c.node(1).ready();
+  auto apps = of_type(rd.messages, MessageType::kAppend);
+  REQUIRE(apps.size() == 2);
+  CHECK(apps[0].entries.size() == 5);
+  CHECK(apps[1].entries.size() == 5);
+  CHECK(rd.must_sync);
+  REQUIRE(c.nodes.at(1).storage->append(rd.entries).is_ok());
+  c.node(1).advance(rd);
+  // Only the commit index moves in the next leader Ready: no sync needed.
+  for (const auto& m : rd.messages) c.deliver(m);
+  c.process(2);
+  c.process(3);
+  c.deliver_all();
+  REQUIRE(c.node(1).has_ready());
+  Ready commit_rd = c.node(1).ready();
+  INFO(describe(commit_rd));
+  REQUIRE(commit_rd.hard_state);
+  CHECK(commit_rd.hard_state->commit == 6);
+  CHECK(commit_rd.entries.empty());
+  CHECK_FALSE(commit_rd.must_sync);
+  CHECK(commit_rd.committed_entries.size() == 5);
+  // One commit-only append per follower, not one per acknowledgement.
+  CHECK(of_type(commit_rd.messages, MessageType::kAppend).size() == 2);
+  c.node(1).advance(commit_rd);
+}
+
 TEST_CASE("raft: the uncommitted size cap rejects proposals", "[raft][flow]") {
   UnitCluster c(3, [](Config& cfg) { cfg.max_uncommitted_entries_size = 100; });
   c.elect(1);
@@ -311,6 +341,69 @@ TEST_CASE("raft: commits reach followers through heartbeats", "[raft][commit]") 
   c.node(1).tick();
   c.stabilize();
   CHECK(applied_data(c.nodes.at(2)).size() == 1);
+}
+
+}  // namespace kvcore::raft::unit
+
+namespace kvcore::raft::unit {
+
+TEST_CASE("raft: committed entries per Ready are bounded by bytes", "[raft][flow]") {
+  UnitCluster c(1, [](Config& cfg) { cfg.max_committed_size_per_ready = 100; });
+  c.elect(1);
+  for (int i = 0; i < 10; ++i) REQUIRE(c.node(1).propose(std::string(30, 'x')).is_ok());
+  std::size_t readies = 0;
+  std::size_t applied = 0;
+  auto& u = c.nodes.at(1);
+  while (u.node->has_ready()) {
+    Ready rd = u.node->ready();
+    REQUIRE(u.storage->append(rd.entries).is_ok());
+    if (rd.hard_state) u.storage->set_hard_state(*rd.hard_state);
+    std::uint64_t bytes = 0;
+    for (const auto& e : rd.committed_entries) bytes += e.byte_size();
+    CHECK((rd.committed_entries.size() <= 1 || bytes <= 100));
+    applied += rd.committed_entries.size();
+    ++readies;
+    u.node->advance(rd);
+  }
+  CHECK(applied == 10);
+  CHECK(readies >= 4);
+}
+
+TEST_CASE("raft: a restarted node resumes from its applied index", "[raft][restart]") {
+  UnitCluster c(3);
+  c.elect(1);
+  for (int i = 0; i < 5; ++i) REQUIRE(c.node(1).propose("r" + std::to_string(i)).is_ok());
+  c.stabilize();
+  const auto before = c.nodes.at(2).applied.size();
+  c.restart(2);
+  // Nothing already applied is handed out again.
+  CHECK_FALSE(c.node(2).has_ready());
+  CHECK(c.node(2).term() == c.node(1).term());
+  REQUIRE(c.node(1).propose("after-restart").is_ok());
+  c.stabilize();
+  CHECK(c.nodes.at(2).applied.size() == before + 1);
+  CHECK(applied_data(c.nodes.at(2)).back() == "after-restart");
+}
+
+TEST_CASE("raft: a restarted leader keeps its vote and cannot vote twice", "[raft][restart]") {
+  UnitCluster c(3);
+  c.elect(1);
+  c.restart(1);
+  CHECK(c.node(1).role() == StateRole::kFollower);
+  CHECK(c.nodes.at(1).storage->hard_state().vote == 1);
+  Message v;
+  v.type = MessageType::kVote;
+  v.from = 2;
+  v.to = 1;
+  v.term = c.node(1).term();
+  v.index = 100;
+  v.log_term = 100;
+  REQUIRE(c.node(1).step(v).is_ok());
+  Ready rd = c.node(1).ready();
+  auto resp = of_type(rd.persisted_messages, MessageType::kVoteResponse);
+  REQUIRE(resp.size() == 1);
+  CHECK(resp[0].reject);
+  c.node(1).advance(rd);
 }
 
 }  // namespace kvcore::raft::unit

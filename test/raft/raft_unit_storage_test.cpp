@@ -75,7 +75,8 @@ TEST_CASE("memory storage: compact, snapshots and their errors", "[raft][storage
   CHECK(snap->metadata.index == 5);
   CHECK(snap->metadata.term == 5);
   CHECK(snap->metadata.conf_state == cs);
-  CHECK(is_storage_error(ms.create_snapshot(5, std::nullopt, "").status(), Kind::kSnapshotOutOfDate));
+  CHECK(
+      is_storage_error(ms.create_snapshot(5, std::nullopt, "").status(), Kind::kSnapshotOutOfDate));
   CHECK(is_storage_error(ms.create_snapshot(9, std::nullopt, "").status(), Kind::kUnavailable));
 
   Snapshot old;
@@ -255,7 +256,8 @@ TEST_CASE("describe: stable texts", "[raft][describe]") {
   Entry ce = entry(2, 3);
   ce.type = EntryType::kConfChange;
   ConfChangeV2 cc;
-  cc.changes = {{ConfChangeType::kAddNode, 2}, {ConfChangeType::kAddLearnerNode, 3},
+  cc.changes = {{ConfChangeType::kAddNode, 2},
+                {ConfChangeType::kAddLearnerNode, 3},
                 {ConfChangeType::kRemoveNode, 4}};
   ce.data = encode_conf_change(cc);
   CHECK(describe(ce) == "2/3 EntryConfChangeV2 v2 l3 r4");

@@ -85,9 +85,9 @@ TEST_CASE("raft: election restriction on log up-to-dateness", "[raft][election]"
   Term term = 3;
   for (const auto& c : cases) {
     REQUIRE(s.step(MessageType::kVote, 2, term, [&](Message& m) {
-      m.log_term = c.log_term;
-      m.index = c.index;
-    }).is_ok());
+               m.log_term = c.log_term;
+               m.index = c.index;
+             }).is_ok());
     auto resp = of_type(s.drain(), MessageType::kVoteResponse);
     REQUIRE(resp.size() == 1);
     INFO("log_term " << c.log_term << " index " << c.index);
@@ -168,10 +168,8 @@ TEST_CASE("raft: a rejected pre-vote leaves the term alone", "[raft][prevote]") 
   s.start();
   REQUIRE(s.node->campaign().is_ok());
   s.drain();
-  REQUIRE(s.step(MessageType::kPreVoteResponse, 2, 0, [](Message& m) { m.reject = true; })
-              .is_ok());
-  REQUIRE(s.step(MessageType::kPreVoteResponse, 3, 0, [](Message& m) { m.reject = true; })
-              .is_ok());
+  REQUIRE(s.step(MessageType::kPreVoteResponse, 2, 0, [](Message& m) { m.reject = true; }).is_ok());
+  REQUIRE(s.step(MessageType::kPreVoteResponse, 3, 0, [](Message& m) { m.reject = true; }).is_ok());
   s.drain();
   CHECK(s.node->role() == StateRole::kFollower);
   CHECK(s.node->term() == 0);
@@ -210,7 +208,8 @@ TEST_CASE("raft: check-quorum makes an isolated leader step down", "[raft][check
   CHECK(c.node(1).role() == StateRole::kFollower);
 }
 
-TEST_CASE("raft: a node in lease ignores votes unless forced by a transfer", "[raft][checkquorum]") {
+TEST_CASE("raft: a node in lease ignores votes unless forced by a transfer",
+          "[raft][checkquorum]") {
   Solo s(1, voters({1, 2, 3}), [](Config& c) { c.check_quorum = true; });
   s.start();
   REQUIRE(s.step(MessageType::kHeartbeat, 2, 1).is_ok());
@@ -301,6 +300,102 @@ TEST_CASE("raft: vote responses wait for persistence, leader appends do not", "[
   CHECK(of_type(lr.messages, MessageType::kAppend).size() == 2);
   CHECK(lr.persisted_messages.empty());
   c.node(1).advance(lr);
+}
+
+}  // namespace kvcore::raft::unit
+
+namespace kvcore::raft::unit {
+
+// A node isolated without pre-vote keeps bumping its term; on rejoining, the
+// leader (in lease, it ignores the votes) learns the higher term from the
+// answer to its heartbeat, steps down, and the cluster elects again.
+TEST_CASE("raft: a stuck high-term candidate is freed with check-quorum", "[raft][checkquorum]") {
+  UnitCluster c(3, [](Config& cfg) { cfg.check_quorum = true; });
+  c.elect(1);
+  c.isolate(3);
+  for (int i = 0; i < 60; ++i) {
+    c.node(3).tick();
+    c.stabilize();
+  }
+  REQUIRE(c.node(3).term() > c.node(1).term());
+  c.heal();
+  c.node(1).tick();
+  c.stabilize();
+  CHECK(c.node(1).role() == StateRole::kFollower);
+  CHECK(c.node(1).term() == c.node(3).term());
+  c.tick_all(40);
+  int leaders = 0;
+  for (NodeId id : {1, 2, 3}) leaders += c.node(id).role() == StateRole::kLeader ? 1 : 0;
+  CHECK(leaders == 1);
+}
+
+TEST_CASE("raft: a candidate's vote requests wait for its persisted term", "[raft][ready]") {
+  Solo s(1, voters({1, 2, 3}));
+  s.start();
+  REQUIRE(s.node->campaign().is_ok());
+  Ready rd = s.node->ready();
+  CHECK(rd.messages.empty());
+  CHECK(of_type(rd.persisted_messages, MessageType::kVote).size() == 2);
+  CHECK(rd.must_sync);
+  s.storage.set_hard_state(*rd.hard_state);
+  s.node->advance(rd);
+  // Heartbeat answers of a follower whose term is persisted leave at once.
+  Solo f(2, voters({1, 2, 3}));
+  f.start();
+  REQUIRE(f.step(MessageType::kHeartbeat, 1, 1).is_ok());
+  Ready frd = f.node->ready();
+  // The term moved with this very heartbeat: the answer waits for it.
+  CHECK(of_type(frd.persisted_messages, MessageType::kHeartbeatResponse).size() == 1);
+  f.storage.set_hard_state(*frd.hard_state);
+  f.node->advance(frd);
+  REQUIRE(f.step(MessageType::kHeartbeat, 1, 1).is_ok());
+  Ready frd2 = f.node->ready();
+  CHECK(of_type(frd2.messages, MessageType::kHeartbeatResponse).size() == 1);
+  f.node->advance(frd2);
+}
+
+TEST_CASE("raft: a stale leader's appends are answered so it steps down", "[raft][election]") {
+  Solo s(2, voters({1, 2, 3}), [](Config& c) { c.pre_vote = true; });
+  s.storage.set_hard_state({5, 0, 0});
+  s.start();
+  REQUIRE(s.step(MessageType::kAppend, 1, 3).is_ok());
+  auto resp = of_type(s.drain(), MessageType::kAppendResponse);
+  REQUIRE(resp.size() == 1);
+  CHECK(resp[0].term == 5);
+  CHECK(resp[0].to == 1);
+}
+
+}  // namespace kvcore::raft::unit
+
+namespace kvcore::raft::unit {
+
+// A restarted voter forgot that it heard from the leader: with check-quorum
+// it refuses votes for one election timeout, so the leader's lease holds.
+TEST_CASE("raft: a restarted voter honours the lease it may have granted", "[raft][checkquorum]") {
+  UnitCluster c(3, [](Config& cfg) { cfg.check_quorum = true; });
+  c.elect(1);
+  c.restart(2);
+  Message v;
+  v.type = MessageType::kVote;
+  v.from = 3;
+  v.to = 2;
+  v.term = c.node(2).term() + 1;
+  v.index = 100;
+  v.log_term = 100;
+  REQUIRE(c.node(2).step(v).is_ok());
+  CHECK(c.node(2).term() == v.term - 1);
+  c.process(2);
+  for (const auto& m : c.queue) CHECK(m.type != MessageType::kVoteResponse);
+  c.queue.clear();
+  for (int i = 0; i < 10; ++i) c.node(2).tick();
+  c.queue.clear();
+  REQUIRE(c.node(2).step(v).is_ok());
+  CHECK(c.node(2).term() == v.term);
+  // A fresh node (term 0) has no lease to honour.
+  Solo fresh(1, voters({1, 2, 3}), [](Config& cfg) { cfg.check_quorum = true; });
+  fresh.start();
+  REQUIRE(fresh.step(MessageType::kVote, 2, 1).is_ok());
+  CHECK(of_type(fresh.drain(), MessageType::kVoteResponse).size() == 1);
 }
 
 }  // namespace kvcore::raft::unit

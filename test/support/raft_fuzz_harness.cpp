@@ -47,10 +47,12 @@ std::uint64_t shifted(std::uint64_t base, std::int64_t delta) {
 
 // Message types a peer may send.
 constexpr MessageType kRemoteTypes[] = {
-    MessageType::kPropose,         MessageType::kAppend,          MessageType::kAppendResponse,
-    MessageType::kVote,            MessageType::kVoteResponse,    MessageType::kPreVote,
-    MessageType::kPreVoteResponse, MessageType::kSnapshot,        MessageType::kHeartbeat,
-    MessageType::kHeartbeatResponse, MessageType::kTransferLeader, MessageType::kTimeoutNow,
+    MessageType::kPropose,         MessageType::kAppend,
+    MessageType::kAppendResponse,  MessageType::kVote,
+    MessageType::kVoteResponse,    MessageType::kPreVote,
+    MessageType::kPreVoteResponse, MessageType::kSnapshot,
+    MessageType::kHeartbeat,       MessageType::kHeartbeatResponse,
+    MessageType::kTransferLeader,  MessageType::kTimeoutNow,
     MessageType::kReadIndex,       MessageType::kReadIndexResponse,
 };
 
@@ -74,7 +76,10 @@ class Harness {
         case 4:
         case 5: handle_ready(); break;
         case 6: note("campaign: " + node_->campaign().to_string()); break;
-        case 7: note("read_index"); node_->read_index("r" + std::to_string(in_.u8())); break;
+        case 7:
+          note("read_index");
+          node_->read_index("r" + std::to_string(in_.u8()));
+          break;
         case 8: {
           const NodeId to = peer();
           note("transfer_leader " + std::to_string(to));
@@ -192,7 +197,8 @@ class Harness {
   void step(Message m) {
     std::string d = trace_ != nullptr ? describe(m) : std::string();
     auto s = node_->step(std::move(m));
-    if (trace_ != nullptr) note("step " + d + ": " + s.to_string() + " -> term " + std::to_string(node_->term()));
+    if (trace_ != nullptr)
+      note("step " + d + ": " + s.to_string() + " -> term " + std::to_string(node_->term()));
   }
 
   void conf_change() {

@@ -62,6 +62,10 @@ Cluster::Cluster(const ClusterOptions& opts) : opts_(opts), rng_(opts.seed) {
   const std::uint64_t sizes[] = {0, 256, 4096, 1 << 20};
   const std::uint64_t max_size = sizes[rng_.below(4)];
   const std::size_t inflight = 2 + rng_.below(15);
+  const std::uint64_t inflight_bytes =
+      rng_.chance(25) ? 2 * std::max<std::uint64_t>(max_size, 256) : 0;
+  const std::uint64_t committed_per_ready = rng_.chance(25) ? 64 : kAll;
+  const std::uint64_t uncommitted_cap = rng_.chance(25) ? 256 : 0;
   // Calm, stormy and chaotic networks: how often partitions and crashes
   // happen and how many messages are lost.
   const unsigned level = static_cast<unsigned>(rng_.below(3));
@@ -75,9 +79,13 @@ Cluster::Cluster(const ClusterOptions& opts) : opts_(opts), rng_(opts.seed) {
     c.election_tick = 10;
     c.heartbeat_tick = 2;
     c.pre_vote = opts_.pre_vote;
-    c.check_quorum = opts_.check_quorum;
+    c.check_quorum = opts_.check_quorum || opts_.lease_reads;
+    c.read_only_option = opts_.lease_reads ? ReadOnlyOption::kLeaseBased : ReadOnlyOption::kSafe;
     c.max_size_per_msg = max_size;
     c.max_inflight_msgs = inflight;
+    c.max_inflight_bytes = inflight_bytes;
+    c.max_committed_size_per_ready = committed_per_ready;
+    c.max_uncommitted_entries_size = uncommitted_cap;
     c.seed = opts_.seed * 1000003 + n->id;
     n->storage = std::make_unique<MemoryStorage>();
     if (i <= opts_.voters) {
@@ -161,7 +169,7 @@ bool Cluster::step() {
   } else if (r < 97) {
     if (rng_.chance(chaos_)) change_partition();
   } else if (r < 98) {
-    if (rng_.chance(chaos_)) crash_or_restart();
+    if (opts_.crashes && rng_.chance(chaos_)) crash_or_restart();
   } else {
     snapshot_and_compact();
   }
@@ -237,7 +245,8 @@ void Cluster::deliver_one() {
     }
     if (lost) {
       note([&] { return std::string("lost " + describe(m)); });
-      if (sender != nullptr && sender->raw && rng_.chance(30)) sender->raw->report_unreachable(m.to);
+      if (sender != nullptr && sender->raw && rng_.chance(30))
+        sender->raw->report_unreachable(m.to);
       continue;
     }
     note([&] { return std::string("deliver " + describe(m)); });
@@ -250,7 +259,8 @@ void Cluster::process_ready(Node& n) {
   note([&] { return std::string("ready " + std::to_string(n.id) + ": " + describe(rd)); });
   const HardState prev = n.storage->hard_state();
   if (rd.hard_state) {
-    if (rd.hard_state->term < prev.term) fail("term of node " + std::to_string(n.id) + " went down");
+    if (rd.hard_state->term < prev.term)
+      fail("term of node " + std::to_string(n.id) + " went down");
     if (rd.hard_state->commit < prev.commit) {
       fail("commit of node " + std::to_string(n.id) + " went down");
     }
@@ -258,7 +268,7 @@ void Cluster::process_ready(Node& n) {
   // Messages that may leave before persistence do leave first; a crash can
   // then strike before anything of this Ready is persisted.
   for (const auto& m : rd.messages) send(m, true);
-  if (rng_.below(1000) < chaos_ / 10) {
+  if (opts_.crashes && rng_.below(1000) < chaos_ / 10) {
     crash(n);
     note([&] { return std::string("crash " + std::to_string(n.id) + " before persisting"); });
     return;
@@ -285,8 +295,8 @@ void Cluster::process_ready(Node& n) {
     const Index commit = n.storage->hard_state().commit;
     for (const auto& e : rd.entries) {
       if (e.index <= commit && e.index < canon_.size() && !(e == canon_[e.index])) {
-        fail("node " + std::to_string(n.id) + " overwrites committed entry " + describe(canon_[e.index]) +
-             " with " + describe(e));
+        fail("node " + std::to_string(n.id) + " overwrites committed entry " +
+             describe(canon_[e.index]) + " with " + describe(e));
       }
     }
     auto s = n.storage->append(rd.entries);
@@ -342,7 +352,9 @@ void Cluster::propose() {
   for (int i = 0; i < count; ++i) {
     std::string data = "p" + std::to_string(++next_proposal_);
     auto s = n->raw->propose(data);
-    note([&] { return std::string("propose " + data + " on " + std::to_string(n->id) + ": " + s.to_string()); });
+    note([&] {
+      return std::string("propose " + data + " on " + std::to_string(n->id) + ": " + s.to_string());
+    });
   }
 }
 
@@ -356,8 +368,10 @@ void Cluster::read() {
   std::string ctx = "r" + std::to_string(++next_read_);
   reads_[ctx] = required;
   n->raw->read_index(ctx);
-  note([&] { return std::string("read " + ctx + " on " + std::to_string(n->id) + " (commit index " +
-       std::to_string(required) + ")"); });
+  note([&] {
+    return std::string("read " + ctx + " on " + std::to_string(n->id) + " (commit index " +
+                       std::to_string(required) + ")");
+  });
 }
 
 void Cluster::conf_change() {
@@ -373,7 +387,8 @@ void Cluster::conf_change() {
   auto pick = [this](const std::vector<NodeId>& v) { return v[rng_.below(v.size())]; };
   ConfChangeV2 cc;
   if (cs.joint()) {
-    if (!rng_.chance(80) && !others.empty()) cc.changes.push_back({ConfChangeType::kAddNode, pick(others)});
+    if (!rng_.chance(80) && !others.empty())
+      cc.changes.push_back({ConfChangeType::kAddNode, pick(others)});
   } else {
     const auto r = rng_.below(100);
     std::vector<NodeId> promotable = others;
@@ -407,8 +422,10 @@ void Cluster::conf_change() {
     if (cc.changes.empty()) return;
   }
   auto s = l->raw->propose_conf_change(cc);
-  note([&] { return std::string("conf change " + describe(cc) + " on " + std::to_string(l->id) + " (voters " +
-       ids_text(voters) + "): " + s.to_string()); });
+  note([&] {
+    return std::string("conf change " + describe(cc) + " on " + std::to_string(l->id) +
+                       " (voters " + ids_text(voters) + "): " + s.to_string());
+  });
 }
 
 void Cluster::transfer() {
@@ -416,7 +433,10 @@ void Cluster::transfer() {
   if (l == nullptr) return;
   const NodeId to = 1 + rng_.below(nodes_.size());
   l->raw->transfer_leader(to);
-  note([&] { return std::string("transfer leadership " + std::to_string(l->id) + " -> " + std::to_string(to)); });
+  note([&] {
+    return std::string("transfer leadership " + std::to_string(l->id) + " -> " +
+                       std::to_string(to));
+  });
 }
 
 void Cluster::change_partition() {
@@ -522,8 +542,10 @@ void Cluster::snapshot_and_compact() {
     auto s = n->storage->compact(compact_to);
     if (!s) fail("compact on node " + std::to_string(n->id) + ": " + s.to_string());
   }
-  note([&] { return std::string("snapshot node " + std::to_string(n->id) + " at " + std::to_string(snap_index) +
-       ", compact to " + std::to_string(compact_to)); });
+  note([&] {
+    return std::string("snapshot node " + std::to_string(n->id) + " at " +
+                       std::to_string(snap_index) + ", compact to " + std::to_string(compact_to));
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -576,7 +598,8 @@ void Cluster::record_commit(Node& n, Index commit) {
   }
   const Index lo = std::max(n.checked_commit + 1, *first);
   if (lo > canon_.size()) {
-    fail("node " + std::to_string(n.id) + " commits past a gap at " + std::to_string(canon_.size()));
+    fail("node " + std::to_string(n.id) + " commits past a gap at " +
+         std::to_string(canon_.size()));
     return;
   }
   const Term term = n.storage->hard_state().term;

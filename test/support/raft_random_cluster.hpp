@@ -45,6 +45,12 @@ struct ClusterOptions {
   int spares = 2;  // ids that start empty and may be added later
   bool pre_vote = false;
   bool check_quorum = false;
+  // Lease-based reads (needs check_quorum). Every node ticks at the same
+  // moment in this model (no clock drift), the assumption leases rest on.
+  bool lease_reads = false;
+  // Crashes and restarts (a restarted node has no leader and may vote at
+  // once, which voids the leases of the others).
+  bool crashes = true;
   // Keep a trace of the last `trace_length` steps (slow: off for the bulk
   // run, on when a failing seed is replayed).
   bool trace = false;
@@ -122,8 +128,8 @@ class Cluster {
   std::map<NodeId, std::unique_ptr<Node>> nodes_;
   std::vector<Flight> net_;
   std::set<std::pair<NodeId, NodeId>> cut_;  // directed links that lose everything
-  unsigned chaos_ = 100;         // percent of partition/crash actions that happen
-  unsigned loss_permille_ = 40;  // messages lost per thousand
+  unsigned chaos_ = 100;                     // percent of partition/crash actions that happen
+  unsigned loss_permille_ = 40;              // messages lost per thousand
   std::uint64_t step_ = 0;
   std::uint64_t next_proposal_ = 0;
   std::uint64_t next_read_ = 0;

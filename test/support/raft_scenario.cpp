@@ -38,7 +38,8 @@ bool blank(std::string_view s) {
 
 std::string trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return std::string(s);
 }
 
@@ -127,7 +128,9 @@ std::optional<MessageType> message_type_named(std::string_view name) {
 }
 
 std::string role_membership(const ConfState& cs, NodeId id) {
-  auto in = [id](const std::vector<NodeId>& v) { return std::find(v.begin(), v.end(), id) != v.end(); };
+  auto in = [id](const std::vector<NodeId>& v) {
+    return std::find(v.begin(), v.end(), id) != v.end();
+  };
   if (in(cs.voters) || in(cs.voters_outgoing)) return "Voter";
   if (in(cs.learners) || in(cs.learners_next)) return "Learner";
   return "Non-member";
@@ -371,13 +374,20 @@ std::string Env::handle(const Command& cmd) {
     if (cmd.positional.empty()) throw UsageError("log-level LEVEL");
     const auto& l = cmd.positional[0];
     LogLevel level;
-    if (l == "off" || l == "none") level = LogLevel::kOff;
-    else if (l == "trace") level = LogLevel::kTrace;
-    else if (l == "debug") level = LogLevel::kDebug;
-    else if (l == "info") level = LogLevel::kInfo;
-    else if (l == "warn") level = LogLevel::kWarn;
-    else if (l == "error") level = LogLevel::kError;
-    else throw UsageError("unknown log level " + l);
+    if (l == "off" || l == "none")
+      level = LogLevel::kOff;
+    else if (l == "trace")
+      level = LogLevel::kTrace;
+    else if (l == "debug")
+      level = LogLevel::kDebug;
+    else if (l == "info")
+      level = LogLevel::kInfo;
+    else if (l == "warn")
+      level = LogLevel::kWarn;
+    else if (l == "error")
+      level = LogLevel::kError;
+    else
+      throw UsageError("unknown log level " + l);
     set_log_level(level);
   } else {
     throw UsageError("unknown command " + n);
@@ -422,8 +432,10 @@ void Env::add_nodes(const Command& cmd) {
     c.pre_vote = arg_bool(cmd, "pre-vote", false);
     c.check_quorum = arg_bool(cmd, "check-quorum", false);
     auto ro = arg_str(cmd, "read-only", "safe");
-    if (ro == "lease") c.read_only_option = ReadOnlyOption::kLeaseBased;
-    else if (ro != "safe") throw UsageError("read-only=safe|lease");
+    if (ro == "lease")
+      c.read_only_option = ReadOnlyOption::kLeaseBased;
+    else if (ro != "safe")
+      throw UsageError("read-only=safe|lease");
     c.max_inflight_msgs = arg_u64(cmd, "max-inflight", c.max_inflight_msgs);
     c.max_inflight_bytes = arg_u64(cmd, "max-inflight-bytes", c.max_inflight_bytes);
     c.max_size_per_msg = arg_u64(cmd, "max-size-per-msg", c.max_size_per_msg);
@@ -570,10 +582,14 @@ void Env::propose_conf_change(const Command& cmd) {
   auto& nd = node(pos_id(cmd, 0));
   ConfChangeV2 cc;
   auto tr = arg_str(cmd, "transition", "auto");
-  if (tr == "auto") cc.transition = ConfChangeTransition::kAuto;
-  else if (tr == "implicit") cc.transition = ConfChangeTransition::kJointImplicit;
-  else if (tr == "explicit") cc.transition = ConfChangeTransition::kJointExplicit;
-  else throw UsageError("transition=auto|implicit|explicit");
+  if (tr == "auto")
+    cc.transition = ConfChangeTransition::kAuto;
+  else if (tr == "implicit")
+    cc.transition = ConfChangeTransition::kJointImplicit;
+  else if (tr == "explicit")
+    cc.transition = ConfChangeTransition::kJointExplicit;
+  else
+    throw UsageError("transition=auto|implicit|explicit");
   for (const auto& line : cmd.input) {
     for (const auto& tok : split_words(line)) {
       if (tok.size() < 2) throw UsageError("bad change " + tok);

@@ -61,9 +61,12 @@ struct EngineOptions {
   // RocksDB: background flush and compaction threads.
   int background_jobs = 2;
 
-  // LMDB: the memory map's initial size. The map doubles by itself when a
-  // write fills it, so this only trades address space for the first growth.
-  std::size_t lmdb_initial_map_bytes = std::size_t{64} << 20;
+  // LMDB: the memory map's initial size. The map is address space only (the
+  // file grows with use), so by default the whole maximum is reserved at once
+  // and the map never moves: reads then take no lock and copy nothing. A
+  // smaller value makes the map double by itself when a write fills it, at
+  // the price of a shared lock and a copy on every read (a growth remaps).
+  std::size_t lmdb_initial_map_bytes = std::size_t{1} << 40;
   // LMDB: the map never grows past this (ResourceExhausted beyond it).
   std::size_t lmdb_max_map_bytes = std::size_t{1} << 40;
 };
