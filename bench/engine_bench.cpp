@@ -120,6 +120,11 @@ class TempDir {
   std::string path_;
 };
 
+// Every store, kvcore or raw, is opened with these options: kvcore's defaults,
+// except that --lmdb_map_bytes=N sets LMDB's initial and maximum map to N
+// (valgrind cannot map the default 1 TiB). Set once in main().
+kvcore::EngineOptions g_options;
+
 // ---------------------------------------------------------------------------
 // Stores. Each side of a pair is a class with the same members:
 //   static std::unique_ptr<X> open(const std::string& dir, std::string* err);
@@ -138,7 +143,7 @@ class KvcoreStore {
  public:
   static std::unique_ptr<KvcoreStore> open(kvcore::EngineKind kind, const std::string& dir,
                                            std::string* err) {
-    auto opened = kvcore::open_engine(kind, dir, kvcore::EngineOptions{});
+    auto opened = kvcore::open_engine(kind, dir, g_options);
     if (!opened.is_ok()) {
       *err = opened.status().to_string();
       return nullptr;
@@ -197,12 +202,12 @@ struct Kvcore {
 
 #if KVCORE_HAVE_ROCKSDB
 // Mirrors engines/rocksdb/rocks_engine.cpp: make_options() and the four
-// column families, with kvcore's default EngineOptions.
+// column families, with g_options.
 class RawRocks {
  public:
   using Store = RawRocks;
   static std::unique_ptr<RawRocks> open(const std::string& dir, std::string* err) {
-    const kvcore::EngineOptions eo;
+    const kvcore::EngineOptions& eo = g_options;
     auto store = std::make_unique<RawRocks>();
     rocksdb::Options o;
     o.create_if_missing = true;
@@ -285,7 +290,7 @@ class RawLevel {
  public:
   using Store = RawLevel;
   static std::unique_ptr<RawLevel> open(const std::string& dir, std::string* err) {
-    const kvcore::EngineOptions eo;
+    const kvcore::EngineOptions& eo = g_options;
     auto store = std::make_unique<RawLevel>();
     store->cache_.reset(leveldb::NewLRUCache(eo.block_cache_bytes));
     store->filter_.reset(leveldb::NewBloomFilterPolicy(10));
@@ -369,9 +374,11 @@ class RawLevel {
 
 #if KVCORE_HAVE_LMDB
 // Mirrors engines/lmdb/lmdb_engine.cpp: MDB_NOTLS | MDB_NOSYNC, the four CFs
-// as named databases, mdb_env_sync after a commit written with sync. One write
-// is one write transaction; reads reuse one reset/renewed read transaction,
-// which is how a caller of LMDB gets its cheapest reads.
+// as named databases, the same map size (by default the map is fixed at its
+// maximum, 1 TiB of address space, and never moves), mdb_env_sync after a
+// commit written with sync. One write is one write transaction; reads reuse
+// one reset/renewed read transaction and read in place, which is how a caller
+// of LMDB gets its cheapest reads.
 class RawLmdb {
  public:
   using Store = RawLmdb;
@@ -417,8 +424,8 @@ class RawLmdb {
   // (outside the timed steady state: it happens a few times per run at most).
   KVCORE_BENCH_OP bool commit(bool sync) {
     int rc = write_pending();
-    while (rc == MDB_MAP_FULL) {
-      map_bytes_ *= 2;
+    while (rc == MDB_MAP_FULL && map_bytes_ < g_options.lmdb_max_map_bytes) {
+      map_bytes_ = std::min(map_bytes_ * 2, g_options.lmdb_max_map_bytes);
       rc = mdb_env_set_mapsize(env_, map_bytes_);
       if (rc == 0) rc = write_pending();
     }
@@ -475,7 +482,7 @@ class RawLmdb {
 
   MDB_env* env_ = nullptr;
   MDB_dbi dbi_ = 0;
-  std::size_t map_bytes_ = kvcore::EngineOptions{}.lmdb_initial_map_bytes;
+  std::size_t map_bytes_ = g_options.lmdb_initial_map_bytes;
   MDB_txn* read_txn_ = nullptr;
   std::vector<std::pair<std::string, std::string>> pending_;
 };
@@ -627,16 +634,24 @@ void register_engine(const std::string& engine, const Iterations& it, double sca
   both("scan/len:1000", it.scan, []<class Side>() { return bm_scan<Side>; });
 }
 
-// --iter_scale=X multiplies every iteration count (e.g. 0.02 under valgrind);
-// it is taken out of argv before Google Benchmark parses its own flags.
-double take_iter_scale(int* argc, char** argv) {
-  constexpr std::string_view kFlag = "--iter_scale=";
+// Takes engine_bench's own flags out of argv before Google Benchmark parses
+// its flags: --iter_scale=X multiplies every iteration count (e.g. 0.02 under
+// valgrind); --lmdb_map_bytes=N fixes LMDB's map at N bytes on both sides.
+double take_own_flags(int* argc, char** argv) {
+  constexpr std::string_view kScale = "--iter_scale=";
+  constexpr std::string_view kMap = "--lmdb_map_bytes=";
   double scale = 1.0;
   int out = 1;
   for (int i = 1; i < *argc; ++i) {
     const std::string_view arg = argv[i];
-    if (arg.starts_with(kFlag)) {
-      scale = std::strtod(argv[i] + kFlag.size(), nullptr);
+    if (arg.starts_with(kScale)) {
+      scale = std::strtod(argv[i] + kScale.size(), nullptr);
+    } else if (arg.starts_with(kMap)) {
+      const auto bytes = std::strtoull(argv[i] + kMap.size(), nullptr, 10);
+      if (bytes > 0) {
+        g_options.lmdb_initial_map_bytes = bytes;
+        g_options.lmdb_max_map_bytes = bytes;
+      }
     } else {
       argv[out++] = argv[i];
     }
@@ -648,7 +663,7 @@ double take_iter_scale(int* argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const double scale = take_iter_scale(&argc, argv);
+  const double scale = take_own_flags(&argc, argv);
 #if KVCORE_HAVE_ROCKSDB
   register_engine<Kvcore<kvcore::EngineKind::kRocksDB>, RawRocks>(
       "rocksdb", {150'000, 1'500, 2'000, 500, 400'000, 3'000}, scale);

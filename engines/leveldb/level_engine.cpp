@@ -515,12 +515,15 @@ Status LevelEngine::write(const WriteBatch& batch, const WriteOptions& opts) {
   wo.sync = opts.sync;
   Status st;
   if (batch.ranges_.empty()) {
-    leveldb::WriteBatch empty;
     // LevelDB stamps a sequence number into the batch header while writing
     // it; the ops, which is all the batch's owner sees, are unchanged.
-    leveldb::WriteBatch* rep = batch.rep_ ? batch.rep_.get() : &empty;
     std::shared_lock lock(write_gate_);
-    st = from_leveldb(db_->Write(wo, rep), "write", path_);
+    if (batch.rep_) {
+      st = from_leveldb(db_->Write(wo, batch.rep_.get()), "write", path_);
+    } else {
+      leveldb::WriteBatch empty;  // a moved-from batch: no op, but honour sync
+      st = from_leveldb(db_->Write(wo, &empty), "write", path_);
+    }
   } else {
     std::unique_lock lock(write_gate_);
     st = write_expanded(batch, opts.sync);

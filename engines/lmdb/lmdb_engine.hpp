@@ -82,8 +82,22 @@ class LmdbEngine {
     void seek_for_prev(std::string_view key) { move(Move::kSeekForPrev, key); }
     void seek_to_first() { move(Move::kFirst, {}); }
     void seek_to_last() { move(Move::kLast, {}); }
-    void next() { move(Move::kNext, {}); }
-    void prev() { move(Move::kPrev, {}); }
+    // With a fixed map, a step from a valid entry needs no lock, no staleness
+    // check and only one bound: step_in_map().
+    void next() {
+      if (in_map_ && valid_) {
+        step_in_map(true);
+      } else {
+        move(Move::kNext, {});
+      }
+    }
+    void prev() {
+      if (in_map_ && valid_) {
+        step_in_map(false);
+      } else {
+        move(Move::kPrev, {});
+      }
+    }
     [[nodiscard]] std::string_view key() const {
       return in_map_ ? key_ : std::string_view(key_buf_);
     }
@@ -98,6 +112,10 @@ class LmdbEngine {
     Iterator(std::shared_ptr<lmdb_detail::Env> env, std::shared_ptr<lmdb_detail::ReadTxn> txn,
              CF cf, const IterOptions& opts, Status init);
     void move(Move how, std::string_view target);
+    // REQUIRES: in_map_ && valid_. The fast path of next() and prev(): a
+    // fixed map never moves or breaks, and a step forward from a key >= the
+    // lower bound stays above it (backward: below the upper bound).
+    void step_in_map(bool forward);
 
     std::shared_ptr<lmdb_detail::Env> env_;
     std::shared_ptr<lmdb_detail::ReadTxn> txn_;  // null when status_ is an error

@@ -251,6 +251,22 @@ void LmdbEngine::Iterator::move(Move how, std::string_view target) {
   valid_ = true;
 }
 
+void LmdbEngine::Iterator::step_in_map(bool forward) {
+  MDB_val k{};
+  MDB_val v{};
+  const int rc = mdb_cursor_get(cursor_.get(), &k, &v, forward ? MDB_NEXT : MDB_PREV);
+  valid_ = false;
+  if (rc != 0) {
+    if (rc != MDB_NOTFOUND) status_ = lmdb_detail::lmdb_status(rc, "iterate over", env_->path);
+    return;
+  }
+  const std::string_view found = lmdb_detail::view(k);
+  if (forward ? !upper_.empty() && found >= upper_ : !lower_.empty() && found < lower_) return;
+  key_ = found;
+  value_ = lmdb_detail::view(v);
+  valid_ = true;
+}
+
 LmdbEngine::Snapshot::Snapshot(std::shared_ptr<Env> env, std::shared_ptr<lmdb_detail::ReadTxn> txn,
                                Status init)
     : env_(std::move(env)), txn_(std::move(txn)), status_(std::move(init)) {}

@@ -30,6 +30,9 @@ struct Progress {
   bool msg_app_flow_paused = false;
   // The commit index carried by the last append sent.
   Index sent_commit = 0;
+  // The newest leader clock stamp this follower echoed in a heartbeat
+  // response (0: none yet this term).
+  std::uint64_t lease_ack = 0;
   Inflights inflights;
   bool is_learner = false;
 

@@ -33,7 +33,9 @@ Raft::Raft(const Config& c, RaftLog log)
       check_quorum_(c.check_quorum),
       pre_vote_(c.pre_vote),
       disable_proposal_forwarding_(c.disable_proposal_forwarding),
-      rng_(c.seed ^ (c.id * 0x9e3779b97f4a7c15ull)) {}
+      rng_(c.seed ^ (c.id * 0x9e3779b97f4a7c15ull)) {
+  lease_clock_ = static_cast<std::uint64_t>(c.election_tick) + 2;
+}
 
 Result<std::unique_ptr<Raft>> Raft::create(const Config& config, Storage& storage) {
   KVCORE_RETURN_IF_ERROR(config.validate());
@@ -75,8 +77,22 @@ void Raft::load_state(const HardState& hs) {
 }
 
 bool Raft::has_valid_lease() const {
-  return state_ == StateRole::kLeader && check_quorum_ && lead_transferee_ == kNoNode &&
-         !timeout_now_sent_ && tracker_.quorum_active(id_);
+  if (state_ != StateRole::kLeader || !check_quorum_ || lead_transferee_ != kNoNode ||
+      timeout_now_sent_) {
+    return false;
+  }
+  // A follower that received a message stamped s refuses votes until at
+  // least s + election_timeout on its own clock, so the newest stamp a
+  // quorum acknowledged bounds the lease (clocks are assumed to advance
+  // together; see ReadOnlyOption::kLeaseBased).
+  const Index acked =
+      tracker_.config.voters.committed_index([this](NodeId id) -> std::optional<Index> {
+        if (id == id_) return lease_clock_;
+        auto it = tracker_.progress.find(id);
+        if (it == tracker_.progress.end()) return std::nullopt;
+        return it->second.lease_ack;
+      });
+  return acked + static_cast<std::uint64_t>(election_timeout_) > lease_clock_;
 }
 
 void Raft::reset_randomized_election_timeout() {
@@ -147,6 +163,7 @@ void Raft::become_leader() {
 }
 
 void Raft::tick() {
+  ++lease_clock_;
   if (ticks_since_leader_contact_ < election_timeout_) ++ticks_since_leader_contact_;
   if (state_ == StateRole::kLeader) {
     tick_heartbeat();

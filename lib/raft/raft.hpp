@@ -109,6 +109,9 @@ class Raft {
   // raft_leader.cpp
   Status step_leader(Message& m);
   Status handle_propose(Message& m);
+  // Appends, snapshots and heartbeats carry the leader's lease clock; the
+  // answer echoes it (see has_valid_lease).
+  void record_lease_ack(const Message& m, Progress& pr) const;
   void handle_append_response(const Message& m, Progress& pr);
   void handle_heartbeat_response(const Message& m, Progress& pr);
   void handle_read_index(Message& m);
@@ -164,6 +167,10 @@ class Raft {
   // node restarted with a persisted term starts at 0: it may have heard from
   // a leader just before going down and forgot it.
   int ticks_since_leader_contact_ = 0;
+  // This node's logical clock for leases: ticks since start, offset by
+  // more than an election timeout so that "no acknowledgement" (stamp 0)
+  // never looks recent.
+  std::uint64_t lease_clock_ = 0;
   // A TimeoutNow went out in this term: the lease is void until a new term.
   bool timeout_now_sent_ = false;
   // A broadcast of appends is owed (see flush_broadcast).

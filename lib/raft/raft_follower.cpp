@@ -66,6 +66,7 @@ void Raft::handle_append_entries(const Message& m) {
   Message r;
   r.type = MessageType::kAppendResponse;
   r.to = m.from;
+  r.lease_stamp = m.lease_stamp;
   if (m.index < raft_log_.committed()) {
     r.index = raft_log_.committed();
     send(std::move(r));
@@ -93,6 +94,7 @@ void Raft::handle_heartbeat(const Message& m) {
   r.type = MessageType::kHeartbeatResponse;
   r.to = m.from;
   r.context = m.context;
+  r.lease_stamp = m.lease_stamp;
   send(std::move(r));
 }
 
@@ -100,6 +102,7 @@ void Raft::handle_snapshot(const Message& m) {
   Message r;
   r.type = MessageType::kAppendResponse;
   r.to = m.from;
+  r.lease_stamp = m.lease_stamp;
   if (m.snapshot && restore(*m.snapshot)) {
     r.index = raft_log_.last_index();
   } else {

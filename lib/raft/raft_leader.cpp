@@ -95,6 +95,7 @@ bool Raft::maybe_send_append(NodeId to, bool send_if_empty) {
     Message m;
     m.type = MessageType::kSnapshot;
     m.to = to;
+    m.lease_stamp = lease_clock_;
     pr.become_snapshot(snap->metadata.index);
     m.snapshot = std::make_shared<const Snapshot>(std::move(snap).value());
     send(std::move(m));
@@ -106,6 +107,7 @@ bool Raft::maybe_send_append(NodeId to, bool send_if_empty) {
   m.index = prev_index;
   m.log_term = *prev_term;
   m.commit = raft_log_.committed();
+  m.lease_stamp = lease_clock_;
   pr.sent_commit = m.commit;
   const std::size_t n = ents->size();
   const std::uint64_t bytes = entries_size(*ents);
@@ -147,6 +149,7 @@ void Raft::send_heartbeat(NodeId to, const std::string& ctx) {
   // may not have those entries (or have different ones).
   m.commit = std::min(it->second.match, raft_log_.committed());
   m.context = ctx;
+  m.lease_stamp = lease_clock_;
   send(std::move(m));
 }
 
@@ -256,8 +259,14 @@ Status Raft::step_leader(Message& m) {
   return Status::ok();
 }
 
+void Raft::record_lease_ack(const Message& m, Progress& pr) const {
+  // A stamp from the future is bogus: ignore it rather than extend the lease.
+  if (m.lease_stamp <= lease_clock_) pr.lease_ack = std::max(pr.lease_ack, m.lease_stamp);
+}
+
 void Raft::handle_append_response(const Message& m, Progress& pr) {
   pr.recent_active = true;
+  record_lease_ack(m, pr);
   if (m.reject) {
     Index next_probe = m.reject_hint;
     if (m.log_term > 0) {
@@ -304,6 +313,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.recent_active = true;
+  record_lease_ack(m, pr);
   pr.msg_app_flow_paused = false;
   if (pr.state == ProgressState::kReplicate && pr.inflights.full()) pr.free_first_inflight();
   if (pr.match < raft_log_.last_index()) send_append(m.from);

@@ -75,7 +75,7 @@ bool operator==(const Message& a, const Message& b) {
   return a.type == b.type && a.to == b.to && a.from == b.from && a.term == b.term &&
          a.log_term == b.log_term && a.index == b.index && a.entries == b.entries &&
          a.commit == b.commit && snaps_equal && a.reject == b.reject &&
-         a.reject_hint == b.reject_hint && a.context == b.context;
+         a.reject_hint == b.reject_hint && a.context == b.context && a.lease_stamp == b.lease_stamp;
 }
 
 namespace {

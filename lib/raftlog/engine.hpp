@@ -14,9 +14,9 @@
 //
 // Durability: an acknowledged synced batch survives a crash. An unsynced
 // batch may be lost, together with later unsynced ones, never partially. On
-// open, a torn or damaged record at the very tail of the newest segment is
-// taken as the leftover of a crash and cut away (with a warning); damage
-// anywhere else is Corruption naming the file and offset.
+// open, a torn or damaged record at the tail of the newest segment (no sound
+// record follows it) is taken as the leftover of a crash and cut away (with
+// a warning); damage anywhere else is Corruption naming the file and offset.
 //
 // Space: purge() deletes the oldest segments once nothing live remains in
 // them; state records, hard states and small logs still living there are

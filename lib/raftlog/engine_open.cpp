@@ -11,7 +11,6 @@
 #include "engine/fs.hpp"
 #include "raftlog/engine.hpp"
 #include "raftlog/format.hpp"
-#include "util/coding.hpp"
 #include "util/log.hpp"
 
 namespace kvcore::raftlog {
@@ -116,40 +115,63 @@ Status RaftLogEngine::replay_segment(const std::shared_ptr<SegmentFile>& seg, bo
     return seg->sync();
   }
 
+  // True when a sound record starts at `p`.
+  auto record_at = [&](std::uint64_t p) {
+    RecordHeader h;
+    if (file.size() - p < kRecordHeaderSize || !decode_record_header(file.substr(p), &h)) {
+      return false;
+    }
+    if (h.length > file.size() - p - kRecordHeaderSize) return false;
+    return record_crc(h.type, file.substr(p + kRecordHeaderSize, h.length)) == h.crc;
+  };
+  auto sound_record_from = [&](std::uint64_t from) {
+    for (std::uint64_t p = from; p < file.size(); ++p) {
+      if (record_at(p)) return true;
+    }
+    return false;
+  };
+
   std::uint64_t pos = kSegmentHeaderSize;
   std::string_view torn;  // why the tail is cut, empty when it is not
   while (pos < file.size()) {
-    const std::uint64_t rest = file.size() - pos;
-    if (rest < kRecordHeaderSize) {
-      torn = "torn record header";
-      break;
-    }
-    const std::uint32_t len = util::decode_fixed32(file.data() + pos);
-    const std::uint32_t crc = util::decode_fixed32(file.data() + pos + 4);
-    const auto type = static_cast<RecordType>(static_cast<std::uint8_t>(file[pos + 8]));
-    if (len > rest - kRecordHeaderSize) {
-      torn = "record runs past the end of the file";
-      break;
-    }
-    const std::string_view payload = file.substr(pos + kRecordHeaderSize, len);
-    const std::uint64_t end = pos + kRecordHeaderSize + len;
-    if (record_crc(type, payload) != crc) {
-      if (last && (end == file.size() || all_zero(file.substr(pos)))) {
-        torn = "checksum mismatch in the last record";
-        break;
+    // A bad record is a crash leftover only at the tail of the newest
+    // segment: nothing sound may follow it (after its end when its header
+    // is sound, else after its first byte).
+    std::string_view bad;
+    std::uint64_t search_from = file.size();
+    RecordHeader h;
+    std::uint64_t end = 0;
+    if (file.size() - pos < kRecordHeaderSize) {
+      bad = "torn record header";
+    } else if (!decode_record_header(file.substr(pos), &h)) {
+      bad = "record header checksum mismatch";
+      search_from = pos + 1;
+    } else if (h.length > file.size() - pos - kRecordHeaderSize) {
+      bad = "record runs past the end of the file";
+    } else {
+      end = pos + kRecordHeaderSize + h.length;
+      if (record_crc(h.type, file.substr(pos + kRecordHeaderSize, h.length)) != h.crc) {
+        bad = "record checksum mismatch";
+        search_from = end;
       }
-      return corruption(pos, "record checksum mismatch");
     }
-    if (type != RecordType::kBatch) {
-      return corruption(pos, fmt::format("unknown record type {}", static_cast<int>(type)));
+    if (!bad.empty()) {
+      if (!last) return corruption(pos, bad);
+      if (sound_record_from(search_from)) {
+        return corruption(pos, fmt::format("{}, followed by sound records", bad));
+      }
+      torn = bad;
+      break;
     }
-    auto ops = decode_batch(payload);
+    if (h.type != RecordType::kBatch) {
+      return corruption(pos, fmt::format("unknown record type {}", static_cast<int>(h.type)));
+    }
+    auto ops = decode_batch(file.substr(pos + kRecordHeaderSize, h.length));
     if (!ops.is_ok()) return corruption(pos, ops.status().message());
     for (const Op& op : *ops) mem_.apply(op, seg->id(), pos + kRecordHeaderSize);
     pos = end;
   }
   if (!torn.empty()) {
-    if (!last) return corruption(pos, torn);
     KVCORE_LOG_WARN("raft log: {} at offset {} of {}; dropping {} bytes of unacknowledged tail",
                     torn, pos, path, file.size() - pos);
     KVCORE_RETURN_IF_ERROR(seg->truncate(pos));

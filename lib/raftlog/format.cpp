@@ -40,7 +40,16 @@ std::string encode_record_header(RecordType type, std::string_view payload) {
   util::put_fixed32(out, static_cast<std::uint32_t>(payload.size()));
   util::put_fixed32(out, record_crc(type, payload));
   out.push_back(static_cast<char>(type));
+  util::put_fixed32(out, util::crc32c(out));
   return out;
+}
+
+bool decode_record_header(std::string_view bytes, RecordHeader* out) {
+  if (util::crc32c(bytes.substr(0, 9)) != util::decode_fixed32(bytes.data() + 9)) return false;
+  out->length = util::decode_fixed32(bytes.data());
+  out->crc = util::decode_fixed32(bytes.data() + 4);
+  out->type = static_cast<RecordType>(static_cast<std::uint8_t>(bytes[8]));
+  return true;
 }
 
 void encode_entry(std::string& out, const raft::Entry& e) {

@@ -4,7 +4,12 @@
 // A segment file `%016u.rlog` starts with a 16-byte header (kSegmentMagic,
 // then the segment id as fixed64) and holds records back to back:
 //
-//   fixed32 payload length | fixed32 crc32c(type byte + payload) | u8 type | payload
+//   fixed32 payload length | fixed32 crc32c(type byte + payload) | u8 type |
+//   fixed32 crc32c(the nine bytes before) | payload
+//
+// The header has its own checksum so a damaged length is told apart from a
+// record torn by a crash: only a record with a sound header may claim to run
+// past the end of the file.
 //
 // One LogBatch is one record, so a batch is applied whole or not at all.
 // A kBatch payload is a sequence of operations, each `u8 op, varint region`
@@ -28,7 +33,7 @@ namespace kvcore::raftlog {
 
 inline constexpr std::string_view kSegmentMagic = "KVRLOG1\n";
 inline constexpr std::size_t kSegmentHeaderSize = 16;
-inline constexpr std::size_t kRecordHeaderSize = 9;
+inline constexpr std::size_t kRecordHeaderSize = 13;
 
 enum class RecordType : std::uint8_t {
   kBatch = 1,
@@ -82,8 +87,18 @@ struct Op {
 
 // The record header for `payload` of type `type`.
 [[nodiscard]] std::string encode_record_header(RecordType type, std::string_view payload);
-// The checksum stored in a record header.
+// The payload checksum stored in a record header.
 [[nodiscard]] std::uint32_t record_crc(RecordType type, std::string_view payload);
+
+// A record header read back, when its own checksum holds.
+struct RecordHeader {
+  std::uint32_t length = 0;
+  std::uint32_t crc = 0;
+  RecordType type = RecordType::kBatch;
+};
+// REQUIRES: bytes.size() >= kRecordHeaderSize. False when the header's
+// checksum does not match.
+[[nodiscard]] bool decode_record_header(std::string_view bytes, RecordHeader* out);
 
 // Appends the encoding of one entry (without its index) to `out`.
 void encode_entry(std::string& out, const raft::Entry& e);

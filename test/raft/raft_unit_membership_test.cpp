@@ -299,6 +299,24 @@ TEST_CASE("raft: a transfer is aborted when the target is removed", "[raft][tran
   CHECK(c.node(1).status().lead_transferee == kNoNode);
 }
 
+TEST_CASE("raft: a transfer is aborted when the target is being demoted", "[raft][transfer]") {
+  UnitCluster c(3);
+  c.elect(1);
+  c.isolate(3);
+  c.node(1).transfer_leader(3);
+  c.stabilize();
+  REQUIRE(c.node(1).status().lead_transferee == 3);
+  Status err;
+  ConfState cs = c.node(1).apply_conf_change(cc({l(3)}, ConfChangeTransition::kJointExplicit), &err);
+  REQUIRE(err.is_ok());
+  CHECK(cs.learners_next == std::vector<NodeId>{3});
+  CHECK(c.node(1).status().lead_transferee == kNoNode);
+  // Illegal changes leave the config alone and say why.
+  ConfState same = c.node(1).apply_conf_change(cc({v(4)}), &err);
+  CHECK(err.code() == Code::kInvalidArgument);
+  CHECK(same.equivalent(cs));
+}
+
 TEST_CASE("raft: a lagging follower catches up by snapshot", "[raft][snapshot]") {
   UnitCluster c(3);
   c.elect(1);
@@ -430,6 +448,42 @@ TEST_CASE("raft: after a TimeoutNow the lease stays void for the term", "[raft][
   c.stabilize();
   REQUIRE(c.nodes.at(1).read_states.size() == 1);
   CHECK(c.nodes.at(1).read_states[0].request_ctx == "safe");
+}
+
+TEST_CASE("raft: the lease runs from the send time of acknowledged messages", "[raft][read]") {
+  UnitCluster c(3, [](Config& cfg) {
+    cfg.check_quorum = true;
+    cfg.read_only_option = ReadOnlyOption::kLeaseBased;
+  });
+  c.elect(1);
+  // One heartbeat round, its acknowledgements held back for a while.
+  c.node(1).tick();
+  c.process(1);
+  c.deliver_all();
+  c.process(2);
+  c.process(3);
+  auto acks = std::move(c.queue);
+  c.queue.clear();
+  c.isolate(1);
+  for (int i = 0; i < 5; ++i) {
+    c.node(1).tick();
+    c.stabilize();
+  }
+  c.heal();
+  for (auto& m : acks) c.deliver(m);
+  c.isolate(1);
+  REQUIRE(c.node(1).role() == StateRole::kLeader);
+  CHECK(c.node(1).has_valid_lease());
+  // Late acknowledgements renew nothing beyond send time + election timeout:
+  // 10 ticks after the heartbeat it is gone, even though they arrived after
+  // the last quorum check.
+  int valid_ticks = 0;
+  while (c.node(1).has_valid_lease() && valid_ticks < 20) {
+    c.node(1).tick();
+    c.stabilize();
+    ++valid_ticks;
+  }
+  CHECK(valid_ticks + 6 == 11);
 }
 
 TEST_CASE("raft: ReadIndex before the first commit of the term is postponed", "[raft][read]") {

@@ -399,3 +399,25 @@ TEST_CASE("raft: a restarted voter honours the lease it may have granted", "[raf
 }
 
 }  // namespace kvcore::raft::unit
+
+namespace kvcore::raft::unit {
+
+// Campaigning clears the known leader, but not the fact that this node heard
+// from it: it keeps refusing votes for the rest of the election timeout.
+TEST_CASE("raft: manual campaigns cannot break a leader's lease", "[raft][checkquorum]") {
+  UnitCluster c(3, [](Config& cfg) { cfg.check_quorum = true; });
+  c.elect(1);
+  c.tick_all(1);
+  REQUIRE(c.node(1).has_valid_lease());
+  REQUIRE(c.node(3).campaign().is_ok());
+  c.stabilize();
+  REQUIRE(c.node(2).campaign().is_ok());
+  c.stabilize();
+  REQUIRE(c.node(2).campaign().is_ok());
+  c.stabilize();
+  CHECK(c.node(2).role() != StateRole::kLeader);
+  CHECK(c.node(3).role() != StateRole::kLeader);
+  CHECK(c.node(1).role() == StateRole::kLeader);
+}
+
+}  // namespace kvcore::raft::unit

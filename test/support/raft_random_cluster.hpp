@@ -48,8 +48,7 @@ struct ClusterOptions {
   // Lease-based reads (needs check_quorum). Every node ticks at the same
   // moment in this model (no clock drift), the assumption leases rest on.
   bool lease_reads = false;
-  // Crashes and restarts (a restarted node has no leader and may vote at
-  // once, which voids the leases of the others).
+  // Crashes and restarts from storage.
   bool crashes = true;
   // Keep a trace of the last `trace_length` steps (slow: off for the bulk
   // run, on when a failing seed is replayed).

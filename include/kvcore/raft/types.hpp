@@ -110,6 +110,12 @@ struct Message {
   // Opaque bytes: the read request context (kReadIndex, kHeartbeat), or the
   // campaign kind for votes ("transfer" when caused by a leader transfer).
   std::string context;
+  // kAppend, kSnapshot, kHeartbeat: the leader's logical clock (ticks) when
+  // it was sent; kAppendResponse, kHeartbeatResponse: echoed back. The
+  // leader's lease runs from the send time of the messages a quorum
+  // acknowledged. A transport that drops this field only makes lease reads
+  // fall back to heartbeat-confirmed reads.
+  std::uint64_t lease_stamp = 0;
 
   friend bool operator==(const Message& a, const Message& b);
 };

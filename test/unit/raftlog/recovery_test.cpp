@@ -137,6 +137,23 @@ TEST_CASE("raftlog: a damaged middle record of the newest segment is Corruption"
   CHECK(msg.find("offset " + std::to_string(starts[1])) != std::string::npos);
 }
 
+TEST_CASE("raftlog: a damaged length in the newest segment is Corruption, not a torn tail",
+          "[raftlog][recovery]") {
+  test::TempDir tmp("raftlog");
+  const std::string dir = tmp.sub("log");
+  const std::uint64_t newest = write_batches(dir, 4, {});
+  const std::string path = segment_path(dir, newest);
+  std::string file = read_file(path);
+  const auto starts = record_starts(file);
+  // The length now claims the record runs past the end of the file.
+  file[starts[1] + 3] = static_cast<char>(0x7f);
+  write_file(path, file);
+  auto r = RaftLogEngine::open(dir, {});
+  REQUIRE(r.status().code() == Code::kCorruption);
+  CHECK(std::string(r.status().message()).find("offset " + std::to_string(starts[1])) !=
+        std::string::npos);
+}
+
 TEST_CASE("raftlog: damage in an older segment is Corruption", "[raftlog][recovery]") {
   test::TempDir tmp("raftlog");
   const std::string dir = tmp.sub("log");
