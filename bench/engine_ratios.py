@@ -13,7 +13,8 @@ CPU time (Google Benchmark's items_per_second): kvcore's overhead is CPU work
 in the calling thread, and CPU time is the figure least disturbed by other
 processes on a shared machine, so it is the one held to the target. "wall"
 uses elapsed time (what an application sees, fsync waits included); on a busy
-machine it is noisier.
+machine it is noisier. "cv cpu" is the larger coefficient of variation of the
+two sides' repetitions: a ratio closer to 1 than that is within the noise.
 
 Only ratios from one run mean anything: absolute figures move with the machine
 and with the build of the benchmark library.
@@ -112,6 +113,10 @@ def pair_up(runs):
             "kvcore_wall": statistics.median(k["wall"]) if k["wall"] else None,
             "raw_wall": statistics.median(r["wall"]) if r["wall"] else None,
         }
+        # Spread of the repetitions: the larger coefficient of variation of
+        # the two sides' CPU items/s. A ratio nearer 1 than this says nothing.
+        row["cv_cpu"] = max((statistics.stdev(x["cpu"]) / statistics.mean(x["cpu"])
+                             if len(x["cpu"]) > 1 else 0.0) for x in (k, r))
         row["ratio_cpu"] = row["kvcore_cpu"] / row["raw_cpu"]
         if row["kvcore_wall"] and row["raw_wall"]:
             row["ratio_wall"] = row["kvcore_wall"] / row["raw_wall"]
@@ -227,14 +232,14 @@ def add_instr(rows, instr):
 def print_table(rows, markdown):
     with_instr = any(r.get("ratio_instr") for r in rows)
     header = ["engine", "workload", "kvcore items/s (cpu)", "raw items/s (cpu)", "ratio cpu",
-              "kvcore items/s (wall)", "raw items/s (wall)", "ratio wall"]
+              "cv cpu", "kvcore items/s (wall)", "raw items/s (wall)", "ratio wall"]
     if with_instr:
         header += ["kvcore instr/item", "raw instr/item", "ratio instr"]
     header.append("note")
     lines = []
     for r in rows:
         line = [r["engine"], r["workload"], human(r["kvcore_cpu"]), human(r["raw_cpu"]),
-                f"{r['ratio_cpu']:.3f}", human(r["kvcore_wall"]), human(r["raw_wall"]),
+                f"{r['ratio_cpu']:.3f}", f"{100 * r['cv_cpu']:.0f}%", human(r["kvcore_wall"]), human(r["raw_wall"]),
                 f"{r['ratio_wall']:.3f}" if r["ratio_wall"] is not None else "-"]
         if with_instr:
             ri = r.get("ratio_instr")

@@ -125,8 +125,8 @@ class LevelEngine {
     void set_entry(std::string_view prefixed_key);
 
     std::unique_ptr<leveldb::Iterator> it_;
-    std::string lower_;        // prefixed, inclusive
-    std::string upper_;        // prefixed, exclusive; never empty
+    std::string lower_;  // prefixed, inclusive
+    std::string upper_;  // prefixed, exclusive; never empty
     // The current entry when valid_, set by settle_*: views into the memory
     // of *it_, which a move of this Iterator does not move.
     std::string_view key_;
@@ -189,7 +189,7 @@ class LevelEngine {
 
     std::unique_ptr<leveldb::WriteBatch> rep_;
     std::vector<level_detail::RangeOp> ranges_;
-    std::string scratch_;      // reused prefixed key, saves an allocation per op
+    std::string scratch_;        // reused prefixed key, saves an allocation per op
     std::size_t point_ops_ = 0;  // puts and deletes; count() adds the ranges
     std::size_t bytes_ = 0;      // key (and value) bytes of every op
   };

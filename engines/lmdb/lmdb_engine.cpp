@@ -24,8 +24,8 @@
 #include <fmt/format.h>
 
 #include "engine/fs.hpp"
-#include "lmdb_internal.hpp"
 #include "kvcore/engine/concept.hpp"
+#include "lmdb_internal.hpp"
 #include "util/log.hpp"
 
 namespace kvcore {
@@ -282,9 +282,9 @@ Status check_data_file_present(const std::string& path) {
         file));
   }
   if (static_cast<std::uintmax_t>(fst.st_size) < kMinDataFileBytes) {
-    return Status::corruption(fmt::format(
-        "lmdb: {} is truncated: {} bytes, less than the two meta pages every store has", file,
-        fst.st_size));
+    return Status::corruption(
+        fmt::format("lmdb: {} is truncated: {} bytes, less than the two meta pages every store has",
+                    file, fst.st_size));
   }
   return {};
 }

@@ -30,9 +30,7 @@ namespace kvcore::lmdb_detail {
 // and the reader-table mutex of mdb_txn_begin.
 inline constexpr std::size_t kTxnPoolSize = 32;
 
-inline MDB_val to_val(std::string_view s) {
-  return MDB_val{s.size(), const_cast<char*>(s.data())};
-}
+inline MDB_val to_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 inline std::string_view view(const MDB_val& v) {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
@@ -204,8 +202,7 @@ struct ReadTxn {
 int first_at_or_after(MDB_cursor* c, std::string_view target, std::size_t max_key, MDB_val* k,
                       MDB_val* v);
 // The last key < bound.
-int last_before(MDB_cursor* c, std::string_view bound, std::size_t max_key, MDB_val* k,
-                MDB_val* v);
+int last_before(MDB_cursor* c, std::string_view bound, std::size_t max_key, MDB_val* k, MDB_val* v);
 // The last key <= target.
 int last_at_or_before(MDB_cursor* c, std::string_view target, std::size_t max_key, MDB_val* k,
                       MDB_val* v);

@@ -46,14 +46,10 @@ Status to_status(const rocksdb::Status& s, std::string_view context) {
   using C = rocksdb::Status::Code;
   using S = rocksdb::Status::SubCode;
   switch (s.code()) {
-    case C::kNotFound:
-      return Status::not_found(msg);
-    case C::kCorruption:
-      return Status::corruption(msg);
-    case C::kNotSupported:
-      return Status::not_supported(msg);
-    case C::kInvalidArgument:
-      return Status::invalid_argument(msg);
+    case C::kNotFound: return Status::not_found(msg);
+    case C::kCorruption: return Status::corruption(msg);
+    case C::kNotSupported: return Status::not_supported(msg);
+    case C::kInvalidArgument: return Status::invalid_argument(msg);
     case C::kIOError:
       if (s.subcode() == S::kNoSpace || s.subcode() == S::kSpaceLimit) {
         return Status::resource_exhausted(msg);
@@ -61,19 +57,15 @@ Status to_status(const rocksdb::Status& s, std::string_view context) {
       return Status::io_error(msg);
     case C::kIncomplete:  // a read that would have had to block or fetch
     case C::kBusy:
-    case C::kTryAgain:
-      return Status::unavailable(msg);
+    case C::kTryAgain: return Status::unavailable(msg);
     case C::kShutdownInProgress:
-    case C::kColumnFamilyDropped:
-      return Status::failed_precondition(msg);
+    case C::kColumnFamilyDropped: return Status::failed_precondition(msg);
     case C::kTimedOut:
-    case C::kExpired:
-      return Status::deadline_exceeded(msg);
+    case C::kExpired: return Status::deadline_exceeded(msg);
     case C::kAborted:
       if (s.subcode() == S::kMemoryLimit) return Status::resource_exhausted(msg);
       return Status::aborted(msg);
-    case C::kCompactionTooLarge:
-      return Status::resource_exhausted(msg);
+    case C::kCompactionTooLarge: return Status::resource_exhausted(msg);
     default:  // kMergeInProgress: kvcore uses no merge operator
       return Status::internal(msg);
   }
@@ -84,36 +76,28 @@ Status to_status(const rocksdb::Status& s, std::string_view context) {
 // damaged, not that the OS failed: report Corruption so nobody retries.
 Status open_status(const rocksdb::Status& s, std::string_view context) {
   if (s.IsPathNotFound()) {
-    return Status::corruption(fmt::format("{}: a file of the store is missing: {}", context,
-                                          s.ToString()));
+    return Status::corruption(
+        fmt::format("{}: a file of the store is missing: {}", context, s.ToString()));
   }
   return to_status(s, context);
 }
 
 std::string_view compression_name(Compression c) {
   switch (c) {
-    case Compression::kNone:
-      return "none";
-    case Compression::kSnappy:
-      return "snappy";
-    case Compression::kLz4:
-      return "lz4";
-    case Compression::kZstd:
-      return "zstd";
+    case Compression::kNone: return "none";
+    case Compression::kSnappy: return "snappy";
+    case Compression::kLz4: return "lz4";
+    case Compression::kZstd: return "zstd";
   }
   return "unknown";
 }
 
 rocksdb::CompressionType to_rocks_compression(Compression c) {
   switch (c) {
-    case Compression::kNone:
-      return rocksdb::kNoCompression;
-    case Compression::kSnappy:
-      return rocksdb::kSnappyCompression;
-    case Compression::kLz4:
-      return rocksdb::kLZ4Compression;
-    case Compression::kZstd:
-      return rocksdb::kZSTD;
+    case Compression::kNone: return rocksdb::kNoCompression;
+    case Compression::kSnappy: return rocksdb::kSnappyCompression;
+    case Compression::kLz4: return rocksdb::kLZ4Compression;
+    case Compression::kZstd: return rocksdb::kZSTD;
   }
   return rocksdb::kNoCompression;
 }
@@ -134,9 +118,10 @@ rocksdb::Options make_options(const EngineOptions& opts, std::shared_ptr<rocksdb
   const auto supported = rocksdb::GetSupportedCompressions();
   if (compression != rocksdb::kNoCompression &&
       std::find(supported.begin(), supported.end(), compression) == supported.end()) {
-    KVCORE_LOG_WARN("rocksdb: this librocksdb lacks the requested compression ({}); "
-                    "writing uncompressed blocks instead",
-                    compression_name(opts.compression));
+    KVCORE_LOG_WARN(
+        "rocksdb: this librocksdb lacks the requested compression ({}); "
+        "writing uncompressed blocks instead",
+        compression_name(opts.compression));
     compression = rocksdb::kNoCompression;
   }
   o.compression = compression;
@@ -544,8 +529,8 @@ Result<std::unique_ptr<RocksEngine>> RocksEngine::open(const std::string& path,
     descriptors.emplace_back(std::string(cf_name(c)), impl->options);
   }
   for (const auto& name : existing) {
-    bool known = std::any_of(kAllCFs.begin(), kAllCFs.end(),
-                             [&](CF c) { return cf_name(c) == name; });
+    bool known =
+        std::any_of(kAllCFs.begin(), kAllCFs.end(), [&](CF c) { return cf_name(c) == name; });
     if (!known) {
       KVCORE_LOG_WARN("rocksdb store at {} has an unknown column family '{}'; opening it unused",
                       path, name);
@@ -647,9 +632,9 @@ Status RocksEngine::ingest(CF cf, std::span<const std::string> files) {
   io.verify_checksums_before_ingest = true;
   std::vector<std::string> paths(files.begin(), files.end());
   rocksdb::Status s = impl_->db->IngestExternalFile(impl_->cf(cf), paths, io);
-  return to_status(s, impl_->context(fmt::format("ingest of {} file(s) from {}", paths.size(),
-                                                 paths.front()),
-                                     cf));
+  return to_status(
+      s,
+      impl_->context(fmt::format("ingest of {} file(s) from {}", paths.size(), paths.front()), cf));
 }
 
 Result<std::uint64_t> RocksEngine::approximate_size(CF cf, KeyRange range) const {
@@ -689,7 +674,8 @@ Result<std::uint64_t> RocksEngine::approximate_keys(CF cf, KeyRange range) const
     std::uint64_t range_bytes = 0;
     s = impl_->db->GetApproximateSizes(so, handle, &r, 1, &range_bytes);
     if (!s.ok()) return to_status(s, impl_->context("approximate_keys", cf));
-    double share = std::min(1.0, static_cast<double>(range_bytes) / static_cast<double>(table_bytes));
+    double share =
+        std::min(1.0, static_cast<double>(range_bytes) / static_cast<double>(table_bytes));
     file_keys = static_cast<std::uint64_t>(static_cast<double>(table_entries) * share);
   }
 
@@ -711,9 +697,9 @@ Status RocksEngine::compact_range(CF cf, KeyRange range) {
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
   rocksdb::Slice begin = to_slice(range.start);
   rocksdb::Slice end = to_slice(range.end);
-  rocksdb::Status s = impl_->db->CompactRange(co, impl_->cf(cf),
-                                              range.start.empty() ? nullptr : &begin,
-                                              range.end.empty() ? nullptr : &end);
+  rocksdb::Status s =
+      impl_->db->CompactRange(co, impl_->cf(cf), range.start.empty() ? nullptr : &begin,
+                              range.end.empty() ? nullptr : &end);
   return to_status(s, impl_->context("compact_range", cf));
 }
 

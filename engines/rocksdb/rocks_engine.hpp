@@ -139,8 +139,9 @@ class RocksEngine {
   };
 
   // Opens (or creates) the store at `path`. A damaged CURRENT, MANIFEST or
-  // SST file (a MANIFEST cut short after a clean close included) is Corruption (or IOError when the OS failed to read it), with
-  // RocksDB's own explanation in the message.
+  // SST file (a MANIFEST cut short after a clean close included) is
+  // Corruption (or IOError when the OS failed to read it), with RocksDB's own
+  // explanation in the message.
   [[nodiscard]] static Result<std::unique_ptr<RocksEngine>> open(const std::string& path,
                                                                  const EngineOptions& opts);
 

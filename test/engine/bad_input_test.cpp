@@ -283,11 +283,12 @@ TEST_CASE("bad input: damaged data files give a clear error, never a crash", "[e
       Rng rng(99);
       write_all(f, rng.bytes(std::max<std::uintmax_t>(fs::file_size(f), 64)));
     };
+    // Outlives the damage lambdas that capture it.
+    const std::string table = kind == EngineKind::kRocksDB ? ".sst" : ".ldb";
     switch (kind) {
       case EngineKind::kMemory: break;  // no data files: the data lives in memory
       case EngineKind::kRocksDB:
       case EngineKind::kLevelDB: {
-        const std::string table = kind == EngineKind::kRocksDB ? ".sst" : ".ldb";
         damages.push_back(
             {"garbage in CURRENT", [&] { write_all(path + "/CURRENT", "garbage\x01\x02"); }});
         damages.push_back({"CURRENT names a missing MANIFEST",

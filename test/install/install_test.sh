@@ -13,6 +13,13 @@ libdir="$(meson introspect "$build" --buildoptions | python3 -c \
   'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="libdir"))')"
 case "$libdir" in /*) ;; *) libdir="$prefix/$libdir" ;; esac
 
+# An application linking a sanitized libkvcore must be built with the same
+# sanitizers (their runtime has to come first).
+sanitize="$(meson introspect "$build" --buildoptions | python3 -c \
+  'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="b_sanitize"))')"
+san_flags=""
+[ "$sanitize" != "none" ] && san_flags="-fsanitize=$sanitize"
+
 export PKG_CONFIG_PATH="$dest$libdir/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$dest"
 flags="$(pkg-config --cflags --libs kvcore)"
@@ -36,5 +43,5 @@ int main(int argc, char** argv) {
 }
 CPP
 # shellcheck disable=SC2086
-c++ -std=c++20 "$dest/app.cpp" -o "$dest/app" $flags
+c++ -std=c++20 $san_flags "$dest/app.cpp" -o "$dest/app" $flags
 LD_LIBRARY_PATH="$dest$libdir" "$dest/app" "$dest/data"
