@@ -12,26 +12,10 @@
 #include <vector>
 
 #include "raft/quorum.hpp"
+#include "seed.hpp"
 
 namespace kvcore::raft {
 namespace {
-
-// Same splitmix64 as the core, local to the test so it does not depend on it.
-struct TestRng {
-  std::uint64_t s;
-  std::uint64_t next() {
-    std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t uniform(std::uint64_t n) { return next() % n; }
-};
-
-std::uint64_t base_seed() {
-  if (const char* s = std::getenv("KVCORE_SEED")) return std::strtoull(s, nullptr, 10);
-  return 20261125;
-}
 
 std::uint64_t case_count() {
   if (const char* s = std::getenv("KVCORE_QUORUM_CASES")) return std::strtoull(s, nullptr, 10);
@@ -102,7 +86,7 @@ VoteResult ref_joint_vote(const std::set<NodeId>& in, const std::set<NodeId>& ou
   return VoteResult::kPending;
 }
 
-std::set<NodeId> random_ids(TestRng& rng, std::size_t max_n) {
+std::set<NodeId> random_ids(test::Rng& rng, std::size_t max_n) {
   std::set<NodeId> ids;
   const std::size_t n = rng.uniform(max_n + 1);
   while (ids.size() < n) ids.insert(1 + rng.uniform(9));
@@ -118,10 +102,10 @@ std::string render(const std::set<NodeId>& ids) {
 }  // namespace
 
 TEST_CASE("quorum: commit index and votes match a brute-force reference", "[raft][quorum]") {
-  const std::uint64_t seed = base_seed();
+  const std::uint64_t seed = test::test_seed(20261125);
   const std::uint64_t cases = case_count();
   INFO("seed " << seed << " (replay with KVCORE_SEED=" << seed << ")");
-  TestRng rng{seed};
+  test::Rng rng(seed);
   std::uint64_t joint_cases = 0;
   for (std::uint64_t c = 0; c < cases; ++c) {
     const std::set<NodeId> in = random_ids(rng, 7);
