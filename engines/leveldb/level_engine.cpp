@@ -638,12 +638,11 @@ std::uint64_t LevelEngine::average_entry_bytes() const {
 }
 
 Result<std::uint64_t> LevelEngine::approximate_keys(CF cf, KeyRange range) const {
-  KVCORE_ASSIGN_OR_RETURN(const std::uint64_t size, approximate_size(cf, range));
-  const std::uint64_t average = average_entry_bytes();
-  if (size > 0) return size / average;
   if (!range.end.empty() && range.start >= range.end) return std::uint64_t{0};
-
-  // Nothing of the range is in a table yet: count what the memtable holds.
+  // Count the first kCountLimit keys exactly. A range that ends within them
+  // has an exact answer; a longer one is extrapolated from the bytes the
+  // counted head occupies in the same units LevelDB measures the whole range
+  // in (on-disk bytes per key of this very range, not a global average).
   IterOptions io;
   io.lower_bound = std::string(range.start);
   io.upper_bound = std::string(range.end);
@@ -652,19 +651,26 @@ Result<std::uint64_t> LevelEngine::approximate_keys(CF cf, KeyRange range) const
   std::uint64_t counted = 0;
   for (it.seek_to_first(); it.valid() && counted < kCountLimit; it.next()) ++counted;
   KVCORE_RETURN_IF_ERROR(it.status());
-  if (counted < kCountLimit) return counted;
+  if (!it.valid()) return counted;
+  const std::string head_end(it.key());
 
-  // LevelDB's memory figure includes the block cache; what remains is the
-  // memtables, an upper bound on this range's share of them.
+  KVCORE_ASSIGN_OR_RETURN(const std::uint64_t total, approximate_size(cf, range));
+  KVCORE_ASSIGN_OR_RETURN(const std::uint64_t head,
+                          approximate_size(cf, KeyRange{range.start, head_end}));
+  if (head > 0 && total >= head) return counted * total / head;
+
+  // The head is still only in the memtable, where LevelDB measures nothing:
+  // fall back to the bytes written per entry since open.
+  const std::uint64_t average = average_entry_bytes();
   std::string usage;
   std::uint64_t memtable_bytes = 0;
   if (db_->GetProperty("leveldb.approximate-memory-usage", &usage)) {
-    std::uint64_t total = 0;
-    std::from_chars(usage.data(), usage.data() + usage.size(), total);
+    std::uint64_t all = 0;
+    std::from_chars(usage.data(), usage.data() + usage.size(), all);
     const std::uint64_t cached = cache_->TotalCharge();
-    memtable_bytes = total > cached ? total - cached : 0;
+    memtable_bytes = all > cached ? all - cached : 0;
   }
-  return std::max(counted, memtable_bytes / average);
+  return std::max(counted + 1, (total + memtable_bytes) / average);
 }
 
 Status LevelEngine::background_status() {

@@ -26,14 +26,13 @@
 // - flush: LevelDB has no public flush. flush() compacts an empty sentinel
 //   range outside every CF; DB::CompactRange always writes the memtable to a
 //   table first and then finds no file to merge, so only the memtable moves.
-// - approximate_keys: LevelDB counts no keys. The estimate is
-//   approximate_size / average entry size, the average being the mean bytes
-//   per put or delete written since open (key+value; 64 bytes before any
-//   write). When
-//   approximate_size is 0 (the range is still only in the memtable) the engine
-//   counts the keys by iterating, up to 10,000; past that it extrapolates to the
-//   memtable's whole entry count (memtable bytes / average entry), an upper
-//   bound.
+// - approximate_keys: LevelDB counts no keys. The engine counts the first
+//   10,000 keys of the range by iterating (exact when the range ends there);
+//   past that it scales the count by approximate_size(range) over
+//   approximate_size(counted head), i.e. by the range's own on-disk bytes per
+//   key. When the head is still only in the memtable (LevelDB measures no
+//   memtable bytes per range) it falls back to bytes per entry written since
+//   open (key+value, 64 before any write), an upper bound.
 // - health: l0_files and total_bytes only; LevelDB reports no pending
 //   compaction bytes and no memtable figures (nullopt).
 // - checkpoint: no native one. A new DB is built in `dir + ".checkpoint-tmp"`
