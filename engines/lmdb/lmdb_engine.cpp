@@ -37,6 +37,9 @@ namespace {
 
 // Reader slots of the lock table. Every snapshot and every live iterator
 // holds one for its life (MDB_NOTLS), plus the pooled transactions.
+// The smallest map open() falls back to when the address space cannot hold
+// the configured initial map.
+constexpr std::size_t kMinFallbackMapBytes = std::size_t{64} << 20;
 constexpr unsigned kMaxReaders = 1024;
 // What a transaction body returns when it failed for a reason of its own
 // (its Status is then in the caller's hands); never an LMDB code.
@@ -320,17 +323,31 @@ Result<std::unique_ptr<LmdbEngine>> LmdbEngine::open(const std::string& path,
   auto env = std::make_shared<Env>();
   env->path = path;
   KVCORE_RETURN_IF_ERROR(env->claim(path));
-  int rc = mdb_env_create(&env->env);
-  if (rc != 0) {
-    env->env = nullptr;
-    return lmdb_status(rc, "create an environment for", path);
-  }
   env->max_map = round_up_to_page(opts.lmdb_max_map_bytes);
-  rc = mdb_env_set_maxdbs(env->env, kNumCFs);
-  if (rc == 0) rc = mdb_env_set_maxreaders(env->env, kMaxReaders);
-  if (rc == 0) rc = mdb_env_set_mapsize(env->env, round_up_to_page(opts.lmdb_initial_map_bytes));
-  if (rc != 0) return lmdb_status(rc, "configure the environment of", path);
-  rc = mdb_env_open(env->env, path.c_str(), MDB_NOTLS | MDB_NOSYNC, 0644);
+  std::size_t map_bytes = round_up_to_page(opts.lmdb_initial_map_bytes);
+  int rc = 0;
+  for (;;) {
+    rc = mdb_env_create(&env->env);
+    if (rc != 0) {
+      env->env = nullptr;
+      return lmdb_status(rc, "create an environment for", path);
+    }
+    rc = mdb_env_set_maxdbs(env->env, kNumCFs);
+    if (rc == 0) rc = mdb_env_set_maxreaders(env->env, kMaxReaders);
+    if (rc == 0) rc = mdb_env_set_mapsize(env->env, map_bytes);
+    if (rc != 0) return lmdb_status(rc, "configure the environment of", path);
+    rc = mdb_env_open(env->env, path.c_str(), MDB_NOTLS | MDB_NOSYNC, 0644);
+    if (rc != ENOMEM || map_bytes <= kMinFallbackMapBytes) break;
+    // The address space cannot hold a map this large (ulimit -v, a
+    // sanitizer's memory layout): reserve less. The map is then smaller than
+    // its maximum and grows on demand, on the locked read path. A failed
+    // mdb_env_open leaves the handle usable only for mdb_env_close.
+    mdb_env_close(env->env);
+    env->env = nullptr;
+    const std::size_t smaller = std::max(kMinFallbackMapBytes, round_up_to_page(map_bytes / 4));
+    KVCORE_LOG_INFO("lmdb: cannot map {} bytes for {}; trying {}", map_bytes, path, smaller);
+    map_bytes = smaller;
+  }
   if (rc != 0) return lmdb_status(rc, "open", path);
   KVCORE_RETURN_IF_ERROR(check_data_file(*env));
   env->max_key = static_cast<std::size_t>(mdb_env_get_maxkeysize(env->env));
