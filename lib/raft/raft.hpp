@@ -25,7 +25,7 @@
 #include "raft/confchange.hpp"
 #include "raft/raft_log.hpp"
 #include "raft/read_only.hpp"
-#include "raft/rng.hpp"
+#include "util/splitmix.hpp"
 #include "raft/tracker.hpp"
 
 namespace kvcore::raft {
@@ -185,7 +185,7 @@ class Raft {
   bool check_quorum_;
   bool pre_vote_;
   bool disable_proposal_forwarding_;
-  SplitMix64 rng_;
+  util::SplitMix64 rng_;
   Term persisted_term_ = 0;
   NodeId persisted_vote_ = kNoNode;
 

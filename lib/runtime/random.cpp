@@ -1,16 +1,11 @@
 #include "runtime/random.hpp"
 
+#include "util/splitmix.hpp"
+
 namespace kvcore::runtime {
 namespace {
 
 __extension__ typedef unsigned __int128 U128;  // NOLINT(modernize-use-using)
-
-std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
 
@@ -19,7 +14,7 @@ constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) 
 Random::Random(std::uint64_t seed) noexcept {
   // splitmix64 expands any seed (0 included) into a state that is not all
   // zero, which xoshiro requires.
-  for (auto& word : s_) word = splitmix64(seed);
+  for (auto& word : s_) word = util::splitmix64_next(seed);
 }
 
 std::uint64_t Random::next_u64() noexcept {

@@ -18,25 +18,17 @@
 
 #include "kvcore/raft/raw_node.hpp"
 #include "kvcore/raft/storage.hpp"
+#include "util/splitmix.hpp"
 
 namespace kvcore::raft::sim {
 
-// splitmix64: small, seedable, good enough for test choices.
-class Rng {
+// The test choices of the random cluster, in percent.
+class Rng : public util::SplitMix64 {
  public:
-  explicit Rng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
+  using SplitMix64::SplitMix64;
   // Uniform in [0, n); n > 0.
-  std::uint64_t below(std::uint64_t n) { return next() % n; }
+  std::uint64_t below(std::uint64_t n) { return uniform(n); }
   bool chance(unsigned percent) { return below(100) < percent; }
-
- private:
-  std::uint64_t state_;
 };
 
 struct ClusterOptions {

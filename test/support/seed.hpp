@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "util/splitmix.hpp"
+
 namespace kvcore::test {
 
 // KVCORE_SEED when set, else `fallback`.
@@ -20,22 +22,11 @@ namespace kvcore::test {
 [[nodiscard]] std::string replay_hint(std::uint64_t seed);
 
 // A small, fast, seeded generator (splitmix64), the same on every platform.
-class Rng {
+class Rng : public util::SplitMix64 {
  public:
-  explicit Rng(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n). REQUIRES: n > 0.
-  std::uint64_t uniform(std::uint64_t n) { return next() % n; }
+  using SplitMix64::SplitMix64;
   bool chance(double p) { return static_cast<double>(next() >> 11) * 0x1.0p-53 < p; }
   std::string bytes(std::size_t n);
-
- private:
-  std::uint64_t state_;
 };
 
 }  // namespace kvcore::test
