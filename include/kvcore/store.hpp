@@ -1,0 +1,244 @@
+// kvcore::Store: one member of a replicated kvcore cluster, inside the
+// application's process.
+//
+// A cluster is a set of stores (normally one per machine), each with its own
+// directories. Keys are split into regions; each region is a raft group with
+// one peer on each of several stores. A store keeps user data in the engine
+// chosen at build time (`<path>/kv`) and raft logs, raft state and region
+// metadata in a detached raft log engine (`<path>/raft`).
+//
+// Lifecycle:
+//   1. Store::bootstrap(options, initial_stores) once on each initial store,
+//      before its first open: writes the first region (all keys) with one
+//      peer on each initial store.
+//   2. Store::open(options, transport) on every start; the store recovers
+//      from its directories (every acknowledged write survives a crash).
+//   3. The application calls deliver() with each frame that arrives for it.
+//   4. Destroying the Store stops it; requests still pending complete with
+//      Unavailable before the destructor returns.
+//
+// Requests. Raw key-value reads and writes are served by the leader of the
+// region holding the key. On a store whose peer is not the leader they fail
+// at once with Unavailable/NotLeader, carrying the leader's store id when
+// known (StatusDetail::not_leader): send the request there. Reads are
+// linearizable: a leader holding a valid lease serves them on the caller's
+// thread from an engine snapshot; otherwise it confirms its leadership with
+// a ReadIndex round first.
+//
+// Every request has a sync form (blocks until done) and an async form (its
+// callback runs once, on a store thread or on the caller's thread). A
+// callback must not block and must not call a sync method of any Store.
+// Sync forms must not be called on a store thread or, in a simulation, on
+// the simulation's thread.
+//
+// Thread-safety: all methods are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvcore/engine/registry.hpp"
+#include "kvcore/engine/types.hpp"
+#include "kvcore/status.hpp"
+#include "kvcore/transport.hpp"
+#include "kvcore/unique_function.hpp"
+
+namespace kvcore {
+
+namespace runtime {
+class Runtime;
+}  // namespace runtime
+
+struct StoreOptions {
+  // Identifies the cluster; frames from another cluster are dropped. Non-zero.
+  std::uint64_t cluster_id = 0;
+  // This store's id, unique in the cluster. Non-zero.
+  std::uint64_t store_id = 0;
+  // The store's directory: user data in `<path>/kv`, the raft log engine in
+  // `<path>/raft`. Created when missing.
+  std::string path;
+  // Overrides of the two locations (tests put the memory engine's data at a
+  // "mem:" path while the raft log stays on disk). Empty: derived from path.
+  std::string kv_path;
+  std::string raft_path;
+  // The engine holding user data.
+  EngineKind engine = default_engine;
+  EngineOptions engine_options;
+
+  // Time, timers, threads and randomness. nullptr: the store runs its own
+  // real runtime. A simulation passes one SimView per store. Borrowed:
+  // REQUIRES it outlives the store.
+  runtime::Runtime* runtime = nullptr;
+
+  // One raft tick. Elections, heartbeats and leases are counted in ticks.
+  std::chrono::milliseconds tick_interval{100};
+  // Ticks without a leader before a follower campaigns (randomized up to 2x).
+  int election_ticks = 10;
+  // Ticks between a leader's heartbeats. Less than election_ticks.
+  int heartbeat_ticks = 2;
+  // How long a leader may serve reads from its lease after a quorum
+  // acknowledged it. Must be below election_ticks * tick_interval; the gap is
+  // the margin for clock drift between machines. Zero disables lease reads
+  // (every read takes a ReadIndex round).
+  std::chrono::milliseconds max_lease{900};
+
+  // Sync the raft log before acknowledging (the only synced write on the
+  // write path). Turning it off trades durability on machine crash for speed.
+  bool sync_log = true;
+
+  // Raft log compaction: checked every raft_log_gc_ticks; the log is
+  // compacted to the applied index once it holds more than
+  // raft_log_gc_count_limit entries or raft_log_gc_size_limit bytes, keeping
+  // entries a follower still needs unless it is behind by more than those
+  // limits (it then catches up by snapshot).
+  int raft_log_gc_ticks = 10;
+  std::uint64_t raft_log_gc_count_limit = 10'000;
+  std::uint64_t raft_log_gc_size_limit = std::uint64_t{64} << 20;
+
+  // Snapshots travel in chunks of this many bytes, one frame each.
+  std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
+  // Frames larger than this are rejected on receipt (and never built).
+  std::size_t max_frame_bytes = std::size_t{64} << 20;
+  // Bytes of raft entries in one append message.
+  std::uint64_t max_entry_bytes_per_msg = std::uint64_t{1} << 20;
+  // Append messages in flight to one follower.
+  std::size_t max_inflight_msgs = 256;
+};
+
+// Options of one request.
+struct RequestOptions {
+  // The request fails with DeadlineExceeded when not done in this time. Its
+  // effect may still happen later (a write already proposed may commit).
+  std::chrono::milliseconds timeout{10'000};
+};
+
+// An atomic group of writes to user data, applied all or nothing.
+class RawBatch {
+ public:
+  enum class OpKind : std::uint8_t { kPut, kDelete, kDeleteRange };
+  struct Op {
+    OpKind kind = OpKind::kPut;
+    std::string key;    // kDeleteRange: the start of the range
+    std::string value;  // kDeleteRange: the end of the range (exclusive)
+  };
+
+  void put(std::string_view key, std::string_view value) {
+    ops_.push_back({OpKind::kPut, std::string(key), std::string(value)});
+  }
+  void del(std::string_view key) { ops_.push_back({OpKind::kDelete, std::string(key), {}}); }
+  // Deletes [start, end); an empty end means "to the last key".
+  void delete_range(std::string_view start, std::string_view end) {
+    ops_.push_back({OpKind::kDeleteRange, std::string(start), std::string(end)});
+  }
+
+  [[nodiscard]] const std::vector<Op>& ops() const noexcept { return ops_; }
+  [[nodiscard]] bool empty() const noexcept { return ops_.empty(); }
+  void clear() noexcept { ops_.clear(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+struct KvPair {
+  std::string key;
+  std::string value;
+  friend bool operator==(const KvPair&, const KvPair&) = default;
+};
+
+// What a store knows of one region it has a peer of (for tools and tests).
+struct RegionStatus {
+  std::uint64_t region_id = 0;
+  std::string start_key;  // inclusive
+  std::string end_key;    // exclusive; empty means "to the last key"
+  std::uint64_t conf_ver = 0;
+  std::uint64_t version = 0;
+  std::uint64_t peer_id = 0;
+  std::vector<std::uint64_t> voter_stores;
+  bool is_leader = false;
+  std::uint64_t leader_store = 0;  // 0 when unknown
+  std::uint64_t term = 0;
+  std::uint64_t commit_index = 0;
+  std::uint64_t applied_index = 0;
+  std::uint64_t first_log_index = 0;
+  std::uint64_t last_log_index = 0;
+  bool lease_valid = false;
+};
+
+using WriteCallback = UniqueFunction<void(Status)>;
+using GetCallback = UniqueFunction<void(Result<std::optional<std::string>>)>;
+using ScanCallback = UniqueFunction<void(Result<std::vector<KvPair>>)>;
+
+class Store {
+ public:
+  // Writes the first region of a new cluster into this store's directories:
+  // region 1, all keys, one voter on each of `initial_stores` (which must
+  // include options.store_id). Run it on every initial store, with the same
+  // list, before their first open. Idempotent for the same list;
+  // AlreadyExists when the store holds another cluster or region layout.
+  [[nodiscard]] static Status bootstrap(const StoreOptions& options,
+                                        std::span<const std::uint64_t> initial_stores);
+
+  // Opens the store and starts it. InvalidArgument for bad options, or when
+  // the directories belong to another store or cluster; FailedPrecondition
+  // when another Store has them open; Corruption when they are damaged.
+  // `transport` is borrowed: REQUIRES it outlives the store.
+  [[nodiscard]] static Result<std::unique_ptr<Store>> open(const StoreOptions& options,
+                                                           Transport& transport);
+
+  virtual ~Store() = default;
+
+  // Hands the store one frame received from the transport. The frame is
+  // checked before use (decoding, cluster id, store ids, sizes, message
+  // sanity): a bad one is dropped, counted, and reported as InvalidArgument
+  // (Corruption when it does not decode); nothing of it is trusted. OK means
+  // it was queued for the raft thread.
+  virtual Status deliver(std::string_view frame) = 0;
+  // The transport's word that `store_id` cannot be reached now (raft then
+  // probes it gently instead of streaming to it).
+  virtual void report_unreachable(std::uint64_t store_id) = 0;
+
+  // Raw key-value requests; see the class comment for routing and errors.
+  [[nodiscard]] virtual Result<std::optional<std::string>> get(std::string_view key,
+                                                               const RequestOptions& opts = {}) = 0;
+  // Keys in [start, end) (empty end: to the last key), at most `limit`
+  // (0: no limit), ascending, or descending from the end with `reverse`.
+  [[nodiscard]] virtual Result<std::vector<KvPair>> scan(std::string_view start,
+                                                         std::string_view end, std::size_t limit,
+                                                         bool reverse = false,
+                                                         const RequestOptions& opts = {}) = 0;
+  [[nodiscard]] virtual Status put(std::string_view key, std::string_view value,
+                                   const RequestOptions& opts = {}) = 0;
+  [[nodiscard]] virtual Status del(std::string_view key, const RequestOptions& opts = {}) = 0;
+  [[nodiscard]] virtual Status delete_range(std::string_view start, std::string_view end,
+                                            const RequestOptions& opts = {}) = 0;
+  // All keys of a batch must lie in one region (InvalidArgument/
+  // KeyNotInRegion otherwise).
+  [[nodiscard]] virtual Status write(RawBatch batch, const RequestOptions& opts = {}) = 0;
+
+  virtual void async_get(std::string_view key, const RequestOptions& opts, GetCallback done) = 0;
+  virtual void async_scan(std::string_view start, std::string_view end, std::size_t limit,
+                          bool reverse, const RequestOptions& opts, ScanCallback done) = 0;
+  virtual void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) = 0;
+
+  // Asks the leader of `region_id` (this store's peer) to hand leadership to
+  // the peer on `to_store`. Returns once asked; watch regions() for the
+  // outcome.
+  [[nodiscard]] virtual Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) = 0;
+
+  [[nodiscard]] virtual std::uint64_t store_id() const = 0;
+  [[nodiscard]] virtual std::vector<RegionStatus> regions() const = 0;
+  // Counters and histograms in the Prometheus text exposition format.
+  [[nodiscard]] virtual std::string metrics_text() const = 0;
+  // One metric's current value (a counter, or a histogram's count), for
+  // tests and tools; 0 when unknown.
+  [[nodiscard]] virtual std::uint64_t metric(std::string_view name) const = 0;
+};
+
+}  // namespace kvcore
