@@ -229,5 +229,8 @@ NodeId RawNode::leader_id() const { return impl_->raft->lead(); }
 StateRole RawNode::role() const { return impl_->raft->state(); }
 Term RawNode::term() const { return impl_->raft->term(); }
 bool RawNode::has_valid_lease() const { return impl_->raft->has_valid_lease(); }
+Index RawNode::last_index() const { return impl_->raft->log().last_index(); }
+Index RawNode::committed() const { return impl_->raft->log().committed(); }
+NodeId RawNode::lead_transferee() const { return impl_->raft->lead_transferee(); }
 
 }  // namespace kvcore::raft

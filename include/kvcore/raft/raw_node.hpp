@@ -140,6 +140,12 @@ class RawNode {
   // True on a leader whose lease is known valid (check_quorum on and a quorum
   // heard within the election timeout, no transfer in flight).
   [[nodiscard]] bool has_valid_lease() const;
+  // The index of the last entry in the log (stable or not): right after a
+  // successful propose() on a leader, the index the proposal was given.
+  [[nodiscard]] Index last_index() const;
+  [[nodiscard]] Index committed() const;
+  // The peer a leader transfer is handing over to; kNoNode when none.
+  [[nodiscard]] NodeId lead_transferee() const;
 
  private:
   class Impl;

@@ -1,0 +1,227 @@
+// Peer: applying committed entries and snapshots to the kv engine.
+//
+// All entries of a round are applied in one kv write batch together with the
+// new apply state, so after a crash the store resumes exactly after the last
+// entry whose effects survived (applied exactly once). The batch is synced
+// only when the raft log is about to lose entries (CompactLog) or the
+// membership changed; otherwise the raft log is the durable record.
+#include <fmt/format.h>
+
+#include <array>
+#include <utility>
+
+#include "raftstore/codec.hpp"
+#include "raftstore/keys.hpp"
+#include "raftstore/peer.hpp"
+#include "util/log.hpp"
+
+namespace kvcore::raftstore {
+
+namespace {
+
+bool ops_in_region(const std::vector<WriteOp>& ops, const RegionMeta& r) {
+  for (const auto& op : ops) {
+    if (!r.contains(op.key)) return false;
+    if (op.kind == WriteOpKind::kDeleteRange && !r.end_key.empty() &&
+        (op.value.empty() || op.value > r.end_key)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void add_ops(WriteBatch& batch, const std::vector<WriteOp>& ops) {
+  for (const auto& op : ops) {
+    switch (op.kind) {
+      case WriteOpKind::kPut:
+        batch.put(op.cf, op.key, op.value);
+        break;
+      case WriteOpKind::kDelete:
+        batch.delete_key(op.cf, op.key);
+        break;
+      case WriteOpKind::kDeleteRange:
+        batch.delete_range(op.cf, op.key, op.value);
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
+  auto batch = ctx_.kv->new_write_batch();
+  bool sync = false;
+  std::optional<CompactLogCmd> compact;
+  struct Result {
+    raft::Index index;
+    raft::Term term;
+    Status status;
+  };
+  std::vector<Result> results;
+  results.reserve(entries.size());
+  const bool leader = is_leader();
+  const raft::Term term = raw_->term();
+  Instant lease_base = Instant::min();
+
+  for (const auto& e : entries) {
+    if (e.index <= apply_state_.applied_index) continue;
+    Status result;
+    if (e.type == raft::EntryType::kConfChange) {
+      auto cc = raft::decode_conf_change(e.data);
+      if (cc.is_ok()) {
+        Status err;
+        apply_state_.conf_state = raw_->apply_conf_change(*cc, &err);
+        if (err.is_ok()) ++region_.epoch.conf_ver;
+        result = err;
+      } else {
+        result = cc.status();
+      }
+      sync = true;
+    } else if (!e.data.empty()) {
+      auto cmd = decode_cmd(e.data);
+      if (!cmd.is_ok()) {
+        ctx_.metrics->applied_bad_cmds.inc();
+        KVCORE_LOG_ERROR("region {}: entry {} holds no valid command: {}", region_.id, e.index,
+                         cmd.status().to_string());
+        result = cmd.status();
+      } else if (cmd->header.region_id != region_.id) {
+        result = Status::invalid_argument(
+            fmt::format("command for region {} in region {}", cmd->header.region_id, region_.id));
+      } else if (cmd->compact_log) {
+        const CompactLogCmd& c = *cmd->compact_log;
+        if (c.compact_index > apply_state_.truncated_index &&
+            c.compact_index <= apply_state_.applied_index) {
+          apply_state_.truncated_index = c.compact_index;
+          apply_state_.truncated_term = c.compact_term;
+          compact = c;
+          sync = true;
+        }
+      } else if (cmd->header.epoch.version != region_.epoch.version) {
+        result = Status(Code::kUnavailable,
+                        fmt::format("region {} epoch changed", region_.id),
+                        SubCode::kEpochNotMatch);
+      } else if (!ops_in_region(cmd->writes, region_)) {
+        result = key_not_in_region({}, region_);
+      } else {
+        add_ops(*batch, cmd->writes);
+      }
+    }
+    apply_state_.applied_index = e.index;
+    apply_state_.applied_term = e.term;
+    results.push_back({e.index, e.term, std::move(result)});
+    if (leader && e.term == term) {
+      while (!append_times_.empty() && append_times_.front().first <= e.index) {
+        lease_base = append_times_.front().second;
+        append_times_.pop_front();
+      }
+    }
+  }
+  apply_state_.region = region_;
+  batch->put(CF::kRaft, apply_state_key(region_.id), encode_apply_state(apply_state_));
+  WriteOptions wo;
+  wo.sync = sync;
+  Status ws = ctx_.kv->write(*batch, wo);
+  if (!ws.is_ok()) {
+    // The kv engine refused the write: nothing of it is applied, and this
+    // store cannot go on applying. Fail the proposers; the caller stops.
+    for (auto& r : results) complete_proposals(r.index, r.term, ws);
+    return ws.with_context(fmt::format("region {}: apply", region_.id));
+  }
+  ctx_.metrics->applied_entries.inc(results.size());
+  if (lease_base != Instant::min()) renew_lease(lease_base);
+
+  if (compact) {
+    raftlog::LogBatch lb;
+    Status cs = storage_->log().compact(lb, compact->compact_index);
+    if (cs.is_ok()) cs = ctx_.raft_engine->write(lb, false);
+    if (cs.is_ok()) {
+      ctx_.metrics->log_compactions.inc();
+      log_bytes_ = 0;
+    } else {
+      KVCORE_LOG_WARN("region {}: raft log compaction to {} failed: {}", region_.id,
+                      compact->compact_index, cs.to_string());
+    }
+  }
+  if (sync) {
+    RegionLocalState rs{PeerState::kNormal, region_};
+    raftlog::LogBatch lb;
+    storage_->log().set_conf_state(lb, apply_state_.conf_state);
+    lb.put_state(region_.id, kRegionStateKey, encode_region_state(rs));
+    KVCORE_RETURN_IF_ERROR(ctx_.raft_engine->write(lb, false));
+  }
+  const Instant now = ctx_.clock->now();
+  for (auto& r : results) {
+    if (!proposals_.empty() && proposals_.front().index <= r.index && proposals_.front().done) {
+      ctx_.metrics->write_seconds.observe(
+          std::chrono::duration<double>(now - proposals_.front().start).count());
+    }
+    complete_proposals(r.index, r.term, r.status);
+  }
+  return Status::ok();
+}
+
+void Peer::complete_proposals(raft::Index index, raft::Term term, const Status& result) {
+  while (!proposals_.empty() && proposals_.front().index <= index) {
+    Proposal p = std::move(proposals_.front());
+    proposals_.pop_front();
+    if (!p.done) continue;
+    if (p.index == index && p.term == term) {
+      p.done(result);
+    } else {
+      p.done(Status(Code::kUnavailable,
+                    fmt::format("region {}: proposal at {} superseded by a newer term", region_.id,
+                                p.index),
+                    SubCode::kStaleCommand));
+    }
+  }
+}
+
+Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*round batch*/) {
+  KVCORE_ASSIGN_OR_RETURN(SnapshotDataReader reader, SnapshotDataReader::open(snap.data));
+  ApplyState st = reader.state();
+  st.applied_index = snap.metadata.index;
+  st.applied_term = snap.metadata.term;
+  st.truncated_index = snap.metadata.index;
+  st.truncated_term = snap.metadata.term;
+  st.conf_state = snap.metadata.conf_state;
+
+  // 1. The kv engine, synced: the old data of both the old and the new
+  // range goes, the snapshot's comes in, with the apply state.
+  auto batch = ctx_.kv->new_write_batch();
+  for (CF cf : std::array{CF::kDefault, CF::kLock, CF::kWrite}) {
+    batch->delete_range(cf, region_.start_key, region_.end_key);
+    if (!(st.region.start_key == region_.start_key && st.region.end_key == region_.end_key)) {
+      batch->delete_range(cf, st.region.start_key, st.region.end_key);
+    }
+  }
+  CF cf;
+  std::string_view key;
+  std::string_view value;
+  std::size_t records = 0;
+  while (reader.next(&cf, &key, &value)) {
+    batch->put(cf, key, value);
+    ++records;
+  }
+  batch->put(CF::kRaft, apply_state_key(region_.id), encode_apply_state(st));
+  WriteOptions wo;
+  wo.sync = true;
+  KVCORE_RETURN_IF_ERROR(ctx_.kv->write(*batch, wo));
+
+  // 2. The raft log, synced: its log now starts after the snapshot. (A crash
+  // between 1 and 2 is repaired by Peer::load from the apply state.)
+  raftlog::LogBatch lb;
+  KVCORE_RETURN_IF_ERROR(storage_->log().apply_snapshot(lb, snap.metadata));
+  lb.put_state(region_.id, kRegionStateKey,
+               encode_region_state(RegionLocalState{PeerState::kNormal, st.region}));
+  KVCORE_RETURN_IF_ERROR(ctx_.raft_engine->write(lb, true));
+
+  region_ = st.region;
+  apply_state_ = std::move(st);
+  log_bytes_ = 0;
+  ctx_.metrics->snapshots_applied.inc();
+  KVCORE_LOG_INFO("region {}: applied a snapshot at index {} term {} ({} records)", region_.id,
+                  snap.metadata.index, snap.metadata.term, records);
+  return Status::ok();
+}
+
+}  // namespace kvcore::raftstore

@@ -1,0 +1,742 @@
+// The raftstore's types to and from protobuf (lib/proto/raftstore.proto), and
+// the snapshot data layout. The only file that includes the generated header.
+//
+// Frame layout: the serialized proto::Frame, then a 4-byte little-endian
+// CRC-32C of it. Protobuf alone would parse most damaged frames into wrong
+// values; the checksum makes transport damage a refused frame instead.
+//
+// Snapshot data layout (all integers little-endian):
+//   fixed32 magic "KVSD" | byte version (1) | varint length + ApplyState proto
+//   records: byte column family (proto ColumnFamily number)
+//            | varint length + key | varint length + value
+//   fixed64 record count | fixed32 CRC-32C of every byte before it
+#include "raftstore/codec.hpp"
+
+#include <climits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "raftstore.pb.h"
+#include "util/coding.hpp"
+#include "util/crc32c.hpp"
+
+namespace kvcore::raftstore {
+namespace {
+
+namespace pb = ::kvcore::proto;
+
+constexpr std::size_t kCrcBytes = 4;
+constexpr std::uint32_t kSnapshotMagic = 0x4453564B;  // "KVSD" in file order
+constexpr std::uint8_t kSnapshotVersion = 1;
+constexpr std::size_t kSnapshotTrailerBytes = 8 + kCrcBytes;
+
+std::string num(std::uint64_t v) { return std::to_string(v); }
+// Protobuf enums are open: a parsed field holds any int32.
+std::string enum_num(int v) { return std::to_string(v); }
+
+// Protobuf's parsers take an int size.
+template <class P>
+bool parse(std::string_view in, P* p) {
+  if (in.size() > static_cast<std::size_t>(INT_MAX)) return false;
+  return p->ParseFromArray(in.data(), static_cast<int>(in.size()));
+}
+
+std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// --- Enums: mapped by name, never by number ---------------------------------
+
+pb::PeerState to_pb(PeerState s) {
+  switch (s) {
+    case PeerState::kNormal: return pb::PEER_STATE_NORMAL;
+    case PeerState::kTombstone: return pb::PEER_STATE_TOMBSTONE;
+  }
+  return pb::PEER_STATE_NORMAL;
+}
+std::optional<PeerState> from_pb(pb::PeerState s) {
+  switch (s) {
+    case pb::PEER_STATE_NORMAL: return PeerState::kNormal;
+    case pb::PEER_STATE_TOMBSTONE: return PeerState::kTombstone;
+    default: return std::nullopt;
+  }
+}
+
+pb::ColumnFamily to_pb(CF cf) {
+  switch (cf) {
+    case CF::kDefault: return pb::CF_DEFAULT;
+    case CF::kLock: return pb::CF_LOCK;
+    case CF::kWrite: return pb::CF_WRITE;
+    case CF::kRaft: return pb::CF_RAFT;
+  }
+  return pb::CF_DEFAULT;
+}
+std::optional<CF> from_pb(pb::ColumnFamily cf) {
+  switch (cf) {
+    case pb::CF_DEFAULT: return CF::kDefault;
+    case pb::CF_LOCK: return CF::kLock;
+    case pb::CF_WRITE: return CF::kWrite;
+    case pb::CF_RAFT: return CF::kRaft;
+    default: return std::nullopt;
+  }
+}
+
+pb::WriteOpKind to_pb(WriteOpKind k) {
+  switch (k) {
+    case WriteOpKind::kPut: return pb::WRITE_OP_PUT;
+    case WriteOpKind::kDelete: return pb::WRITE_OP_DELETE;
+    case WriteOpKind::kDeleteRange: return pb::WRITE_OP_DELETE_RANGE;
+  }
+  return pb::WRITE_OP_PUT;
+}
+std::optional<WriteOpKind> from_pb(pb::WriteOpKind k) {
+  switch (k) {
+    case pb::WRITE_OP_PUT: return WriteOpKind::kPut;
+    case pb::WRITE_OP_DELETE: return WriteOpKind::kDelete;
+    case pb::WRITE_OP_DELETE_RANGE: return WriteOpKind::kDeleteRange;
+    default: return std::nullopt;
+  }
+}
+
+pb::EntryType to_pb(raft::EntryType t) {
+  switch (t) {
+    case raft::EntryType::kNormal: return pb::ENTRY_TYPE_NORMAL;
+    case raft::EntryType::kConfChange: return pb::ENTRY_TYPE_CONF_CHANGE;
+  }
+  return pb::ENTRY_TYPE_NORMAL;
+}
+std::optional<raft::EntryType> from_pb(pb::EntryType t) {
+  switch (t) {
+    case pb::ENTRY_TYPE_NORMAL: return raft::EntryType::kNormal;
+    case pb::ENTRY_TYPE_CONF_CHANGE: return raft::EntryType::kConfChange;
+    default: return std::nullopt;
+  }
+}
+
+pb::MessageType to_pb(raft::MessageType t) {
+  using T = raft::MessageType;
+  switch (t) {
+    case T::kHup: return pb::MESSAGE_TYPE_HUP;
+    case T::kBeat: return pb::MESSAGE_TYPE_BEAT;
+    case T::kPropose: return pb::MESSAGE_TYPE_PROPOSE;
+    case T::kAppend: return pb::MESSAGE_TYPE_APPEND;
+    case T::kAppendResponse: return pb::MESSAGE_TYPE_APPEND_RESPONSE;
+    case T::kVote: return pb::MESSAGE_TYPE_VOTE;
+    case T::kVoteResponse: return pb::MESSAGE_TYPE_VOTE_RESPONSE;
+    case T::kPreVote: return pb::MESSAGE_TYPE_PRE_VOTE;
+    case T::kPreVoteResponse: return pb::MESSAGE_TYPE_PRE_VOTE_RESPONSE;
+    case T::kSnapshot: return pb::MESSAGE_TYPE_SNAPSHOT;
+    case T::kHeartbeat: return pb::MESSAGE_TYPE_HEARTBEAT;
+    case T::kHeartbeatResponse: return pb::MESSAGE_TYPE_HEARTBEAT_RESPONSE;
+    case T::kUnreachable: return pb::MESSAGE_TYPE_UNREACHABLE;
+    case T::kSnapshotStatus: return pb::MESSAGE_TYPE_SNAPSHOT_STATUS;
+    case T::kCheckQuorum: return pb::MESSAGE_TYPE_CHECK_QUORUM;
+    case T::kTransferLeader: return pb::MESSAGE_TYPE_TRANSFER_LEADER;
+    case T::kTimeoutNow: return pb::MESSAGE_TYPE_TIMEOUT_NOW;
+    case T::kReadIndex: return pb::MESSAGE_TYPE_READ_INDEX;
+    case T::kReadIndexResponse: return pb::MESSAGE_TYPE_READ_INDEX_RESPONSE;
+  }
+  return pb::MESSAGE_TYPE_UNSPECIFIED;
+}
+std::optional<raft::MessageType> from_pb(pb::MessageType t) {
+  using T = raft::MessageType;
+  switch (t) {
+    case pb::MESSAGE_TYPE_HUP: return T::kHup;
+    case pb::MESSAGE_TYPE_BEAT: return T::kBeat;
+    case pb::MESSAGE_TYPE_PROPOSE: return T::kPropose;
+    case pb::MESSAGE_TYPE_APPEND: return T::kAppend;
+    case pb::MESSAGE_TYPE_APPEND_RESPONSE: return T::kAppendResponse;
+    case pb::MESSAGE_TYPE_VOTE: return T::kVote;
+    case pb::MESSAGE_TYPE_VOTE_RESPONSE: return T::kVoteResponse;
+    case pb::MESSAGE_TYPE_PRE_VOTE: return T::kPreVote;
+    case pb::MESSAGE_TYPE_PRE_VOTE_RESPONSE: return T::kPreVoteResponse;
+    case pb::MESSAGE_TYPE_SNAPSHOT: return T::kSnapshot;
+    case pb::MESSAGE_TYPE_HEARTBEAT: return T::kHeartbeat;
+    case pb::MESSAGE_TYPE_HEARTBEAT_RESPONSE: return T::kHeartbeatResponse;
+    case pb::MESSAGE_TYPE_UNREACHABLE: return T::kUnreachable;
+    case pb::MESSAGE_TYPE_SNAPSHOT_STATUS: return T::kSnapshotStatus;
+    case pb::MESSAGE_TYPE_CHECK_QUORUM: return T::kCheckQuorum;
+    case pb::MESSAGE_TYPE_TRANSFER_LEADER: return T::kTransferLeader;
+    case pb::MESSAGE_TYPE_TIMEOUT_NOW: return T::kTimeoutNow;
+    case pb::MESSAGE_TYPE_READ_INDEX: return T::kReadIndex;
+    case pb::MESSAGE_TYPE_READ_INDEX_RESPONSE: return T::kReadIndexResponse;
+    default: return std::nullopt;
+  }
+}
+
+// The name of a message type for error messages (raft::to_string would tie
+// this file, and the codec fuzz target, to the raft library).
+std::string type_name(raft::MessageType t) { return pb::MessageType_Name(to_pb(t)); }
+
+// Messages travel between stores unless raft only ever makes them for itself.
+// A proposal is refused too: this store forwards proposals as commands of its
+// own, never as raft messages.
+bool travels_between_stores(raft::MessageType t) {
+  using T = raft::MessageType;
+  switch (t) {
+    case T::kHup:
+    case T::kBeat:
+    case T::kPropose:
+    case T::kUnreachable:
+    case T::kSnapshotStatus:
+    case T::kCheckQuorum: return false;
+    default: return true;
+  }
+}
+
+// --- Plain structs ----------------------------------------------------------
+
+void put(const RegionEpoch& e, pb::RegionEpoch* p) {
+  p->set_conf_ver(e.conf_ver);
+  p->set_version(e.version);
+}
+RegionEpoch get(const pb::RegionEpoch& p) { return {p.conf_ver(), p.version()}; }
+
+void put(const PeerMeta& m, pb::PeerMeta* p) {
+  p->set_id(m.id);
+  p->set_store_id(m.store_id);
+  p->set_learner(m.learner);
+}
+PeerMeta get(const pb::PeerMeta& p) { return {p.id(), p.store_id(), p.learner()}; }
+
+void put(const RegionMeta& r, pb::RegionMeta* p) {
+  p->set_id(r.id);
+  p->set_start_key(r.start_key);
+  p->set_end_key(r.end_key);
+  put(r.epoch, p->mutable_epoch());
+  p->mutable_peers()->Reserve(static_cast<int>(r.peers.size()));
+  for (const auto& peer : r.peers) put(peer, p->add_peers());
+}
+RegionMeta get(pb::RegionMeta& p) {
+  RegionMeta r;
+  r.id = p.id();
+  r.start_key = std::move(*p.mutable_start_key());
+  r.end_key = std::move(*p.mutable_end_key());
+  r.epoch = get(p.epoch());
+  r.peers.reserve(static_cast<std::size_t>(p.peers_size()));
+  for (const auto& peer : p.peers()) r.peers.push_back(get(peer));
+  return r;
+}
+
+template <class Field>
+void put_ids(const std::vector<raft::NodeId>& ids, Field* f) {
+  f->Reserve(static_cast<int>(ids.size()));
+  for (auto id : ids) f->Add(id);
+}
+template <class Field>
+std::vector<raft::NodeId> get_ids(const Field& f) {
+  return std::vector<raft::NodeId>(f.begin(), f.end());
+}
+
+void put(const raft::ConfState& c, pb::ConfState* p) {
+  put_ids(c.voters, p->mutable_voters());
+  put_ids(c.learners, p->mutable_learners());
+  put_ids(c.voters_outgoing, p->mutable_voters_outgoing());
+  put_ids(c.learners_next, p->mutable_learners_next());
+  p->set_auto_leave(c.auto_leave);
+}
+raft::ConfState get(const pb::ConfState& p) {
+  raft::ConfState c;
+  c.voters = get_ids(p.voters());
+  c.learners = get_ids(p.learners());
+  c.voters_outgoing = get_ids(p.voters_outgoing());
+  c.learners_next = get_ids(p.learners_next());
+  c.auto_leave = p.auto_leave();
+  return c;
+}
+
+void put(const raft::SnapshotMetadata& m, pb::SnapshotMetadata* p) {
+  put(m.conf_state, p->mutable_conf_state());
+  p->set_index(m.index);
+  p->set_term(m.term);
+}
+raft::SnapshotMetadata get(const pb::SnapshotMetadata& p) {
+  return {get(p.conf_state()), p.index(), p.term()};
+}
+
+void put(const raft::Entry& e, pb::Entry* p) {
+  p->set_term(e.term);
+  p->set_index(e.index);
+  p->set_type(to_pb(e.type));
+  p->set_data(e.data);
+}
+
+// The snapshot's data is not encoded: it travels in chunks.
+void put(const raft::Message& m, pb::Message* p) {
+  p->set_type(to_pb(m.type));
+  p->set_to(m.to);
+  p->set_from(m.from);
+  p->set_term(m.term);
+  p->set_log_term(m.log_term);
+  p->set_index(m.index);
+  p->mutable_entries()->Reserve(static_cast<int>(m.entries.size()));
+  for (const auto& e : m.entries) put(e, p->add_entries());
+  p->set_commit(m.commit);
+  if (m.snapshot) put(m.snapshot->metadata, p->mutable_snapshot());
+  p->set_reject(m.reject);
+  p->set_reject_hint(m.reject_hint);
+  p->set_context(m.context);
+  p->set_lease_stamp(m.lease_stamp);
+}
+
+// Corruption for an enum out of range. A decoded snapshot has empty data.
+Status get(pb::Message& p, raft::Message* m) {
+  const auto type = from_pb(p.type());
+  if (!type) return Status::corruption("message type " + enum_num(p.type()) + " out of range");
+  m->type = *type;
+  m->to = p.to();
+  m->from = p.from();
+  m->term = p.term();
+  m->log_term = p.log_term();
+  m->index = p.index();
+  m->entries.reserve(static_cast<std::size_t>(p.entries_size()));
+  for (int i = 0; i < p.entries_size(); ++i) {
+    auto& pe = *p.mutable_entries(i);
+    const auto et = from_pb(pe.type());
+    if (!et) {
+      return Status::corruption("entry " + num(static_cast<std::uint64_t>(i)) + " (index " +
+                                num(pe.index()) + "): entry type " + enum_num(pe.type()) +
+                                " out of range");
+    }
+    raft::Entry e;
+    e.term = pe.term();
+    e.index = pe.index();
+    e.type = *et;
+    e.data = std::move(*pe.mutable_data());
+    m->entries.push_back(std::move(e));
+  }
+  m->commit = p.commit();
+  if (p.has_snapshot()) {
+    auto snap = std::make_shared<raft::Snapshot>();
+    snap->metadata = get(p.snapshot());
+    m->snapshot = std::move(snap);
+  }
+  m->reject = p.reject();
+  m->reject_hint = p.reject_hint();
+  m->context = std::move(*p.mutable_context());
+  m->lease_stamp = p.lease_stamp();
+  return Status::ok();
+}
+
+void put(const ApplyState& s, pb::ApplyState* p) {
+  p->set_applied_index(s.applied_index);
+  p->set_applied_term(s.applied_term);
+  p->set_truncated_index(s.truncated_index);
+  p->set_truncated_term(s.truncated_term);
+  put(s.region, p->mutable_region());
+  put(s.conf_state, p->mutable_conf_state());
+}
+
+void put(const RaftEnvelope& m, pb::RaftEnvelope* p) {
+  p->set_region_id(m.region_id);
+  put(m.from_peer, p->mutable_from_peer());
+  put(m.to_peer, p->mutable_to_peer());
+  put(m.epoch, p->mutable_epoch());
+  put(m.message, p->mutable_message());
+}
+
+void put(const SnapshotChunk& c, pb::SnapshotChunk* p) {
+  p->set_region_id(c.region_id);
+  put(c.from_peer, p->mutable_from_peer());
+  put(c.to_peer, p->mutable_to_peer());
+  put(c.epoch, p->mutable_epoch());
+  put(c.message, p->mutable_message());
+  p->set_offset(c.offset);
+  p->set_total_bytes(c.total_bytes);
+  p->set_data(c.data);
+}
+
+// --- Frame checks -------------------------------------------------------------
+
+// Why a message (of an envelope or a chunk) may not be delivered to
+// `self_store` in a frame from `from_store`; empty when it may.
+std::string route_problem(std::uint64_t region_id, const PeerMeta& from_peer,
+                          const PeerMeta& to_peer, const raft::Message& m,
+                          std::uint64_t from_store, std::uint64_t self_store) {
+  if (region_id == 0) return "region id 0";
+  if (from_peer.id == 0 || to_peer.id == 0) return "peer id 0";
+  if (to_peer.store_id != self_store) {
+    return "to_peer " + num(to_peer.id) + " is on store " + num(to_peer.store_id) +
+           ", not on this store";
+  }
+  if (from_peer.store_id != from_store) {
+    return "from_peer " + num(from_peer.id) + " is on store " + num(from_peer.store_id) +
+           ", not on the sending store " + num(from_store);
+  }
+  if (m.to != to_peer.id) {
+    return "message to " + num(m.to) + " in an envelope for peer " + num(to_peer.id);
+  }
+  if (m.from != from_peer.id) {
+    return "message from " + num(m.from) + " in an envelope from peer " + num(from_peer.id);
+  }
+  if (!travels_between_stores(m.type)) {
+    return type_name(m.type) + " does not travel between stores";
+  }
+  return {};
+}
+
+Status bad_message(const char* what, std::size_t i, std::uint64_t region_id,
+                   std::string_view problem) {
+  return Status::invalid_argument("frame: " + std::string(what) + " " + num(i) + " (region " +
+                                  num(region_id) + "): " + std::string(problem));
+}
+
+}  // namespace
+
+// --- States and commands ------------------------------------------------------
+
+std::string encode_region_state(const RegionLocalState& s) {
+  pb::RegionLocalState p;
+  p.set_state(to_pb(s.state));
+  put(s.region, p.mutable_region());
+  return p.SerializeAsString();
+}
+
+Result<RegionLocalState> decode_region_state(std::string_view in) {
+  pb::RegionLocalState p;
+  if (!parse(in, &p)) return Status::corruption("region state: does not parse");
+  const auto state = from_pb(p.state());
+  if (!state) {
+    return Status::corruption("region state: peer state " + enum_num(p.state()) + " out of range");
+  }
+  RegionLocalState s;
+  s.state = *state;
+  s.region = get(*p.mutable_region());
+  return s;
+}
+
+std::string encode_apply_state(const ApplyState& s) {
+  pb::ApplyState p;
+  put(s, &p);
+  return p.SerializeAsString();
+}
+
+Result<ApplyState> decode_apply_state(std::string_view in) {
+  pb::ApplyState p;
+  if (!parse(in, &p)) return Status::corruption("apply state: does not parse");
+  ApplyState s;
+  s.applied_index = p.applied_index();
+  s.applied_term = p.applied_term();
+  s.truncated_index = p.truncated_index();
+  s.truncated_term = p.truncated_term();
+  s.region = get(*p.mutable_region());
+  s.conf_state = get(p.conf_state());
+  return s;
+}
+
+std::string encode_store_ident(const StoreIdent& s) {
+  pb::StoreIdent p;
+  p.set_cluster_id(s.cluster_id);
+  p.set_store_id(s.store_id);
+  return p.SerializeAsString();
+}
+
+Result<StoreIdent> decode_store_ident(std::string_view in) {
+  pb::StoreIdent p;
+  if (!parse(in, &p)) return Status::corruption("store ident: does not parse");
+  return StoreIdent{p.cluster_id(), p.store_id()};
+}
+
+std::string encode_cmd(const RaftCmd& cmd) {
+  pb::RaftCmd p;
+  auto* h = p.mutable_header();
+  h->set_region_id(cmd.header.region_id);
+  h->set_peer_id(cmd.header.peer_id);
+  put(cmd.header.epoch, h->mutable_epoch());
+  p.mutable_writes()->Reserve(static_cast<int>(cmd.writes.size()));
+  for (const auto& w : cmd.writes) {
+    auto* pw = p.add_writes();
+    pw->set_kind(to_pb(w.kind));
+    pw->set_cf(to_pb(w.cf));
+    pw->set_key(w.key);
+    pw->set_value(w.value);
+  }
+  if (cmd.compact_log) {
+    p.mutable_compact_log()->set_compact_index(cmd.compact_log->compact_index);
+    p.mutable_compact_log()->set_compact_term(cmd.compact_log->compact_term);
+  }
+  return p.SerializeAsString();
+}
+
+Result<RaftCmd> decode_cmd(std::string_view in) {
+  pb::RaftCmd p;
+  if (!parse(in, &p)) return Status::corruption("command: does not parse");
+  RaftCmd cmd;
+  cmd.header.region_id = p.header().region_id();
+  cmd.header.peer_id = p.header().peer_id();
+  cmd.header.epoch = get(p.header().epoch());
+  cmd.writes.reserve(static_cast<std::size_t>(p.writes_size()));
+  for (int i = 0; i < p.writes_size(); ++i) {
+    auto& pw = *p.mutable_writes(i);
+    const auto kind = from_pb(pw.kind());
+    if (!kind) {
+      return Status::corruption("command: write " + num(static_cast<std::uint64_t>(i)) +
+                                ": write op kind " + enum_num(pw.kind()) + " out of range");
+    }
+    const auto cf = from_pb(pw.cf());
+    if (!cf) {
+      return Status::corruption("command: write " + num(static_cast<std::uint64_t>(i)) +
+                                ": column family " + enum_num(pw.cf()) + " out of range");
+    }
+    cmd.writes.push_back(
+        {*kind, *cf, std::move(*pw.mutable_key()), std::move(*pw.mutable_value())});
+  }
+  if (p.has_compact_log()) {
+    cmd.compact_log =
+        CompactLogCmd{p.compact_log().compact_index(), p.compact_log().compact_term()};
+  }
+  return cmd;
+}
+
+// --- Frames ---------------------------------------------------------------------
+
+std::string encode_frame(const Frame& frame) {
+  pb::Frame p;
+  p.set_cluster_id(frame.cluster_id);
+  p.set_from_store(frame.from_store);
+  p.set_to_store(frame.to_store);
+  p.mutable_messages()->Reserve(static_cast<int>(frame.messages.size()));
+  for (const auto& m : frame.messages) put(m, p.add_messages());
+  p.mutable_chunks()->Reserve(static_cast<int>(frame.chunks.size()));
+  for (const auto& c : frame.chunks) put(c, p.add_chunks());
+  std::string out = p.SerializeAsString();
+  util::put_fixed32(out, util::crc32c(out));
+  return out;
+}
+
+// What the envelope adds to its frame: the field's tag (field 4, one byte),
+// its length, and the envelope itself. A frame's size is the sum of its
+// parts plus at most 3 * 11 bytes of header and the 4-byte checksum.
+std::size_t encoded_size(const RaftEnvelope& m) {
+  pb::RaftEnvelope p;
+  put(m, &p);
+  const std::size_t body = p.ByteSizeLong();
+  return 1 + varint_size(body) + body;
+}
+
+std::string_view to_string(FrameReject r) noexcept {
+  switch (r) {
+    case FrameReject::kNone: return "none";
+    case FrameReject::kOversized: return "oversized";
+    case FrameReject::kDecode: return "decode";
+    case FrameReject::kClusterId: return "cluster_id";
+    case FrameReject::kWrongStore: return "wrong_store";
+    case FrameReject::kBadMessage: return "bad_message";
+  }
+  return "unknown";
+}
+
+Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check,
+                           FrameReject* reject) {
+  FrameReject unused = FrameReject::kNone;
+  if (reject == nullptr) reject = &unused;
+  *reject = FrameReject::kNone;
+  const auto refuse = [reject](FrameReject r, Status s) {
+    *reject = r;
+    return s;
+  };
+
+  if (bytes.size() > check.max_frame_bytes) {
+    return refuse(FrameReject::kOversized,
+                  Status::invalid_argument("frame: " + num(bytes.size()) +
+                                           " bytes, more than the limit of " +
+                                           num(check.max_frame_bytes)));
+  }
+  if (bytes.size() < kCrcBytes) {
+    return refuse(FrameReject::kDecode,
+                  Status::corruption("frame: " + num(bytes.size()) +
+                                     " bytes, too short for its checksum"));
+  }
+  const std::string_view body = bytes.substr(0, bytes.size() - kCrcBytes);
+  if (util::crc32c(body) != util::decode_fixed32(bytes.data() + body.size())) {
+    return refuse(FrameReject::kDecode, Status::corruption("frame: checksum mismatch"));
+  }
+  pb::Frame p;
+  if (!parse(body, &p)) {
+    return refuse(FrameReject::kDecode, Status::corruption("frame: does not parse"));
+  }
+  if (p.cluster_id() != check.cluster_id) {
+    return refuse(FrameReject::kClusterId,
+                  Status::invalid_argument("frame: of cluster " + num(p.cluster_id()) +
+                                           ", this store is in cluster " +
+                                           num(check.cluster_id)));
+  }
+  if (p.to_store() != check.self_store || p.from_store() == 0 ||
+      p.from_store() == check.self_store) {
+    return refuse(FrameReject::kWrongStore,
+                  Status::invalid_argument("frame: from store " + num(p.from_store()) +
+                                           " to store " + num(p.to_store()) +
+                                           ", received by store " + num(check.self_store)));
+  }
+
+  Frame frame;
+  frame.cluster_id = p.cluster_id();
+  frame.from_store = p.from_store();
+  frame.to_store = p.to_store();
+
+  frame.messages.reserve(static_cast<std::size_t>(p.messages_size()));
+  for (int i = 0; i < p.messages_size(); ++i) {
+    auto& pm = *p.mutable_messages(i);
+    const auto idx = static_cast<std::size_t>(i);
+    RaftEnvelope m;
+    m.region_id = pm.region_id();
+    m.from_peer = get(pm.from_peer());
+    m.to_peer = get(pm.to_peer());
+    m.epoch = get(pm.epoch());
+    if (Status s = get(*pm.mutable_message(), &m.message); !s.is_ok()) {
+      return refuse(FrameReject::kBadMessage,
+                    bad_message("message", idx, m.region_id, s.message()));
+    }
+    std::string problem = route_problem(m.region_id, m.from_peer, m.to_peer, m.message,
+                                        frame.from_store, check.self_store);
+    if (problem.empty() && m.message.type == raft::MessageType::kSnapshot) {
+      problem = "a snapshot message outside a chunk";
+    }
+    if (!problem.empty()) {
+      return refuse(FrameReject::kBadMessage, bad_message("message", idx, m.region_id, problem));
+    }
+    frame.messages.push_back(std::move(m));
+  }
+
+  frame.chunks.reserve(static_cast<std::size_t>(p.chunks_size()));
+  for (int i = 0; i < p.chunks_size(); ++i) {
+    auto& pc = *p.mutable_chunks(i);
+    const auto idx = static_cast<std::size_t>(i);
+    SnapshotChunk c;
+    c.region_id = pc.region_id();
+    c.from_peer = get(pc.from_peer());
+    c.to_peer = get(pc.to_peer());
+    c.epoch = get(pc.epoch());
+    if (Status s = get(*pc.mutable_message(), &c.message); !s.is_ok()) {
+      return refuse(FrameReject::kBadMessage, bad_message("chunk", idx, c.region_id, s.message()));
+    }
+    c.offset = pc.offset();
+    c.total_bytes = pc.total_bytes();
+    c.data = std::move(*pc.mutable_data());
+    std::string problem = route_problem(c.region_id, c.from_peer, c.to_peer, c.message,
+                                        frame.from_store, check.self_store);
+    if (problem.empty() && c.message.type != raft::MessageType::kSnapshot) {
+      problem = "chunk of a " + type_name(c.message.type) + ", not of a snapshot";
+    }
+    if (problem.empty() && (!c.message.snapshot || c.message.snapshot->metadata.index == 0)) {
+      problem = "chunk of a snapshot at index 0";
+    }
+    if (problem.empty() &&
+        (c.offset > c.total_bytes || c.data.size() > c.total_bytes - c.offset)) {
+      problem = "chunk of " + num(c.data.size()) + " bytes at offset " + num(c.offset) +
+                " exceeds the snapshot's " + num(c.total_bytes) + " bytes";
+    }
+    if (!problem.empty()) {
+      return refuse(FrameReject::kBadMessage, bad_message("chunk", idx, c.region_id, problem));
+    }
+    frame.chunks.push_back(std::move(c));
+  }
+  return frame;
+}
+
+// --- Snapshot data --------------------------------------------------------------
+
+SnapshotDataBuilder::SnapshotDataBuilder(const ApplyState& state) {
+  util::put_fixed32(buf_, kSnapshotMagic);
+  buf_.push_back(static_cast<char>(kSnapshotVersion));
+  util::put_length_prefixed(buf_, encode_apply_state(state));
+}
+
+void SnapshotDataBuilder::add(CF cf, std::string_view key, std::string_view value) {
+  buf_.push_back(static_cast<char>(to_pb(cf)));
+  util::put_length_prefixed(buf_, key);
+  util::put_length_prefixed(buf_, value);
+  ++records_;
+}
+
+std::string SnapshotDataBuilder::finish() {
+  util::put_fixed64(buf_, records_);
+  util::put_fixed32(buf_, util::crc32c(buf_));
+  std::string out = std::move(buf_);
+  buf_.clear();
+  return out;
+}
+
+namespace {
+
+// Consumes one record from the front of `in`; false when it is cut short or
+// names an unknown column family.
+bool take_record(std::string_view& in, CF* cf, std::string_view* key, std::string_view* value) {
+  if (in.empty()) return false;
+  const auto code = from_pb(static_cast<pb::ColumnFamily>(static_cast<unsigned char>(in[0])));
+  if (!code) return false;
+  std::string_view rest = in.substr(1);
+  std::string_view k;
+  std::string_view v;
+  if (!util::get_length_prefixed(rest, k) || !util::get_length_prefixed(rest, v)) return false;
+  *cf = *code;
+  *key = k;
+  *value = v;
+  in = rest;
+  return true;
+}
+
+}  // namespace
+
+Result<SnapshotDataReader> SnapshotDataReader::open(std::string_view data) {
+  constexpr std::size_t kMinBytes = 4 + 1 + 1 + kSnapshotTrailerBytes;
+  if (data.size() < kMinBytes) {
+    return Status::corruption("snapshot data: " + num(data.size()) + " bytes, too short");
+  }
+  const std::string_view covered = data.substr(0, data.size() - kCrcBytes);
+  if (util::crc32c(covered) != util::decode_fixed32(data.data() + covered.size())) {
+    return Status::corruption("snapshot data: checksum mismatch");
+  }
+  std::string_view in = data.substr(0, data.size() - kSnapshotTrailerBytes);
+  const std::uint64_t count = util::decode_fixed64(data.data() + in.size());
+  std::uint32_t magic = 0;
+  if (!util::get_fixed32(in, magic) || magic != kSnapshotMagic) {
+    return Status::corruption("snapshot data: bad magic");
+  }
+  const auto version = static_cast<std::uint8_t>(in[0]);
+  in.remove_prefix(1);
+  if (version != kSnapshotVersion) {
+    return Status::corruption("snapshot data: unknown version " + num(version));
+  }
+  std::string_view state_bytes;
+  if (!util::get_length_prefixed(in, state_bytes)) {
+    return Status::corruption("snapshot data: apply state length out of range");
+  }
+  auto state = decode_apply_state(state_bytes);
+  if (!state.is_ok()) return state.status().with_context("snapshot data");
+
+  // next() cannot report errors, so every record is checked here, once.
+  std::string_view walk = in;
+  std::uint64_t seen = 0;
+  while (!walk.empty()) {
+    CF cf{};
+    std::string_view k;
+    std::string_view v;
+    if (!take_record(walk, &cf, &k, &v)) {
+      return Status::corruption("snapshot data: record " + num(seen) +
+                                ": bad column family or length");
+    }
+    ++seen;
+  }
+  if (seen != count) {
+    return Status::corruption("snapshot data: " + num(seen) + " records, the trailer says " +
+                              num(count));
+  }
+  SnapshotDataReader r;
+  r.state_ = std::move(state).value();
+  r.rest_ = in;
+  return r;
+}
+
+bool SnapshotDataReader::next(CF* cf, std::string_view* key, std::string_view* value) {
+  return take_record(rest_, cf, key, value);
+}
+
+}  // namespace kvcore::raftstore

@@ -1,0 +1,169 @@
+// Peer: this store's member of one region's raft group. It drives a RawNode
+// over a PeerStorage, turns requests into proposals and reads, applies
+// committed entries to the kv engine, and keeps the lease state the local
+// reader uses.
+//
+// A store's raft thread handles its peers in rounds (store.cpp):
+//   1. inputs: step(), tick(), propose(), read(), ...;
+//   2. begin_ready(): messages that may leave at once go to the outbox; the
+//      entries and hard state to persist go into the round's LogBatch (one
+//      raft log write with one fsync for all peers of the round);
+//   3. the store writes the LogBatch;
+//   4. finish_ready(): messages that needed persistence go to the outbox,
+//      committed entries are applied (one kv write), proposers and reads
+//      are completed, and the RawNode is advanced.
+//
+// Thread-safety: every method runs on the store's raft thread, except that
+// `lease()` is shared with request threads under its own mutex.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kvcore/engine/engine.hpp"
+#include "kvcore/raft/raw_node.hpp"
+#include "kvcore/store.hpp"
+#include "raftlog/engine.hpp"
+#include "raftstore/peer_storage.hpp"
+#include "raftstore/requests.hpp"
+#include "raftstore/store_metrics.hpp"
+#include "runtime/clock.hpp"
+
+namespace kvcore::raftstore {
+
+// What a round sends: raft messages batched per destination store, and
+// snapshot chunks (a frame each).
+struct Outbox {
+  std::map<std::uint64_t, std::vector<RaftEnvelope>> messages;
+  std::vector<std::pair<std::uint64_t, SnapshotChunk>> chunks;
+};
+
+// What a peer borrows from its store.
+struct PeerContext {
+  std::uint64_t store_id = 0;
+  raftlog::RaftLogEngine* raft_engine = nullptr;
+  Engine* kv = nullptr;
+  runtime::Clock* clock = nullptr;
+  StoreMetrics* metrics = nullptr;
+  const StoreOptions* options = nullptr;
+};
+
+class Peer {
+ public:
+  // Loads the peer of `region_id` from the engines (reconciling the raft log
+  // with the kv apply state after a crash) and creates its RawNode.
+  [[nodiscard]] static Result<std::unique_ptr<Peer>> load(const PeerContext& ctx,
+                                                          std::uint64_t region_id,
+                                                          std::uint64_t seed);
+  ~Peer();
+
+  // --- inputs ---------------------------------------------------------------
+  void step(RaftEnvelope env);
+  // A complete snapshot assembled from chunks.
+  void step_snapshot(SnapshotChunk header, std::string data);
+  // Adds a snapshot chunk to the transfer in progress; true when complete
+  // (then the whole data is in *complete_data).
+  bool add_chunk(SnapshotChunk chunk, std::string* complete_data);
+  void tick();
+  void propose(WriteRequest req);
+  void read(ReadRequest req);
+  [[nodiscard]] Status transfer_leader(std::uint64_t to_store);
+  void report_unreachable(std::uint64_t store_id);
+  void report_snapshot(std::uint64_t peer_id, bool failed);
+  // Fails every request past its deadline.
+  void expire(Instant now);
+  // Fails everything pending (the store is stopping).
+  void fail_all(const Status& s);
+
+  // --- the round --------------------------------------------------------------
+  [[nodiscard]] bool has_ready() const;
+  // REQUIRES: has_ready(). Sets *sync when the batch must be synced.
+  [[nodiscard]] Status begin_ready(Instant round_start, raftlog::LogBatch& batch, Outbox& out,
+                                   bool* sync);
+  // REQUIRES: begin_ready() succeeded and its batch is written.
+  [[nodiscard]] Status finish_ready(Outbox& out);
+
+  // --- state --------------------------------------------------------------------
+  [[nodiscard]] std::uint64_t region_id() const noexcept { return region_.id; }
+  [[nodiscard]] const RegionMeta& region() const noexcept { return region_; }
+  [[nodiscard]] const std::shared_ptr<LeaseState>& lease() const noexcept { return lease_; }
+  [[nodiscard]] RegionStatus status() const;
+  [[nodiscard]] bool is_leader() const;
+  [[nodiscard]] const ApplyState& apply_state() const noexcept { return apply_state_; }
+
+ private:
+  struct Proposal {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    Instant start;
+    Instant deadline;
+    WriteCallback done;  // empty once completed (timeout) or for admin commands
+  };
+  struct ReadBatch {
+    Instant start;
+    raft::Term term = 0;
+    std::vector<ReadRequest> reads;
+  };
+  struct WaitingRead {
+    raft::Index index = 0;
+    ReadRequest req;
+  };
+  struct Assembly {
+    std::uint64_t from_peer = 0;
+    raft::Term msg_term = 0;
+    raft::Index snap_index = 0;
+    raft::Term snap_term = 0;
+    std::uint64_t total = 0;
+    std::string data;
+  };
+
+  Peer(const PeerContext& ctx, RegionMeta region, ApplyState apply, std::uint64_t self_peer);
+
+  void send(const raft::Message& m, Outbox& out);
+  void send_snapshot(const raft::Message& m, Outbox& out);
+  void on_soft_state(const raft::SoftState& ss);
+  [[nodiscard]] Status apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& batch);
+  [[nodiscard]] Status apply_entries(const std::vector<raft::Entry>& entries);
+  void complete_proposals(raft::Index index, raft::Term term, const Status& result);
+  void serve_waiting_reads();
+  void renew_lease(Instant base);
+  void publish_lease();
+  void maybe_compact_log();
+  void fail_reads(const Status& s);
+  [[nodiscard]] Status not_leader() const;
+  [[nodiscard]] const PeerMeta* peer_meta(std::uint64_t peer_id) const;
+
+  PeerContext ctx_;
+  RegionMeta region_;
+  ApplyState apply_state_;
+  std::uint64_t self_peer_ = 0;
+  std::unique_ptr<PeerStorage> storage_;
+  std::unique_ptr<raft::RawNode> raw_;
+  std::shared_ptr<LeaseState> lease_ = std::make_shared<LeaseState>();
+
+  std::optional<raft::Ready> pending_ready_;
+  raft::SoftState soft_;
+  std::deque<Proposal> proposals_;
+  // Entries appended by this peer as leader, with the start of the round
+  // that proposed them: a lower bound of when any follower received them.
+  std::deque<std::pair<raft::Index, Instant>> append_times_;
+  Instant lease_until_ = Instant::min();
+  std::uint64_t next_read_ctx_ = 1;
+  std::map<std::string, ReadBatch> read_batches_;
+  std::vector<ReadRequest> unbatched_reads_;  // this round's, before read_index()
+  std::deque<WaitingRead> waiting_reads_;
+  std::map<std::uint64_t, Assembly> assemblies_;  // by sending peer
+  std::vector<std::pair<std::uint64_t, bool>> snapshot_reports_;
+  int ticks_since_gc_ = 0;
+  raft::Index compact_proposed_ = 0;
+  // Bytes of entries appended since the last compaction (an estimate of the
+  // log's size for the size limit).
+  std::uint64_t log_bytes_ = 0;
+};
+
+}  // namespace kvcore::raftstore

@@ -1,0 +1,78 @@
+// Requests queued to a store's raft thread, and the lease state a leader
+// shares with the threads that serve local reads.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "kvcore/store.hpp"
+#include "runtime/clock.hpp"
+#include "raftstore/types.hpp"
+
+namespace kvcore::raftstore {
+
+using runtime::Instant;
+
+struct WriteRequest {
+  std::uint64_t region_id = 0;
+  std::vector<WriteOp> ops;
+  Instant start;
+  Instant deadline;
+  WriteCallback done;
+};
+
+struct GetArgs {
+  std::string key;
+};
+struct ScanArgs {
+  std::string start;
+  std::string end;
+  std::size_t limit = 0;
+  bool reverse = false;
+};
+
+struct ReadRequest {
+  std::uint64_t region_id = 0;
+  std::variant<GetArgs, ScanArgs> args;
+  Instant start;
+  Instant deadline;
+  // Exactly one is set, matching args.
+  GetCallback get_done;
+  ScanCallback scan_done;
+
+  // Completes the request with an error.
+  void fail(const Status& s);
+};
+
+// Runs `req` against `reader` (a kv engine snapshot) and completes it.
+void execute_read(const Reader& reader, const RegionMeta& region, ReadRequest& req);
+
+// What a leader tells the local reader. Guarded by `mu`; the raft thread
+// writes it, request threads read it.
+struct LeaseState {
+  mutable std::mutex mu;
+  RegionMeta region;
+  std::uint64_t peer_id = 0;
+  bool leader = false;
+  std::uint64_t leader_store = 0;  // hint for NotLeader
+  std::uint64_t leader_peer = 0;
+  raft::Term term = 0;
+  // The leader has applied an entry of its own term: every entry committed
+  // before its election is applied, so its engine holds every acknowledged
+  // write.
+  bool applied_current_term = false;
+  // Reads may be served locally until this instant (the store's clock).
+  Instant lease_until = Instant::min();
+};
+
+// Status helpers for region errors.
+[[nodiscard]] Status not_leader_status(std::uint64_t region, std::uint64_t leader_store,
+                                       std::uint64_t leader_peer);
+[[nodiscard]] Status key_not_in_region(std::string_view key, const RegionMeta& region);
+[[nodiscard]] Status region_not_found(std::uint64_t region);
+
+}  // namespace kvcore::raftstore

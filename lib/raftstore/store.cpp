@@ -1,0 +1,449 @@
+// StoreImpl: opening, the raft thread's rounds, frames in and out.
+// Requests (the public API) are in store_requests.cpp; bootstrap in
+// bootstrap.cpp.
+#include "raftstore/store_impl.hpp"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <utility>
+
+#include "kvcore/engine/registry.hpp"
+#include "raftstore/codec.hpp"
+#include "raftstore/keys.hpp"
+#include "runtime/real_runtime.hpp"
+#include "util/log.hpp"
+
+namespace kvcore::raftstore {
+
+Result<StoreOptions> resolve_options(const StoreOptions& in) {
+  StoreOptions o = in;
+  if (o.cluster_id == 0) return Status::invalid_argument("StoreOptions: cluster_id must be set");
+  if (o.store_id == 0) return Status::invalid_argument("StoreOptions: store_id must be set");
+  if (o.kv_path.empty() || o.raft_path.empty()) {
+    if (o.path.empty()) {
+      return Status::invalid_argument("StoreOptions: path (or kv_path and raft_path) must be set");
+    }
+    if (o.kv_path.empty()) o.kv_path = o.path + "/kv";
+    if (o.raft_path.empty()) o.raft_path = o.path + "/raft";
+  }
+  if (o.tick_interval.count() <= 0) {
+    return Status::invalid_argument("StoreOptions: tick_interval must be positive");
+  }
+  if (o.heartbeat_ticks <= 0 || o.election_ticks <= o.heartbeat_ticks) {
+    return Status::invalid_argument(
+        "StoreOptions: need 0 < heartbeat_ticks < election_ticks");
+  }
+  if (o.max_lease.count() < 0 || o.max_lease >= o.tick_interval * o.election_ticks) {
+    return Status::invalid_argument(
+        "StoreOptions: max_lease must be below election_ticks * tick_interval");
+  }
+  if (o.raft_log_gc_ticks <= 0 || o.raft_log_gc_count_limit == 0) {
+    return Status::invalid_argument("StoreOptions: raft log gc settings must be positive");
+  }
+  if (o.snapshot_chunk_bytes == 0 || o.snapshot_chunk_bytes + 4096 > o.max_frame_bytes) {
+    return Status::invalid_argument(
+        "StoreOptions: snapshot_chunk_bytes must be positive and well below max_frame_bytes");
+  }
+  return o;
+}
+
+StoreImpl::StoreImpl(const StoreOptions& options, Transport& transport)
+    : options_(options), transport_(transport) {}
+
+Result<std::unique_ptr<StoreImpl>> StoreImpl::open(const StoreOptions& options,
+                                                   Transport& transport) {
+  KVCORE_ASSIGN_OR_RETURN(StoreOptions o, resolve_options(options));
+  std::unique_ptr<StoreImpl> s(new StoreImpl(o, transport));
+  KVCORE_RETURN_IF_ERROR(s->start());
+  return s;
+}
+
+Status StoreImpl::start() {
+  if (options_.runtime == nullptr) {
+    own_runtime_ = std::make_unique<runtime::RealRuntime>();
+    rt_ = own_runtime_.get();
+  } else {
+    rt_ = options_.runtime;
+  }
+  std::error_code ec;
+  if (!options_.path.empty() && options_.path.rfind("mem:", 0) != 0) {
+    std::filesystem::create_directories(options_.path, ec);
+    if (ec) return Status::io_error(fmt::format("create {}: {}", options_.path, ec.message()));
+  }
+  raftlog::RaftLogOptions ro;
+  KVCORE_ASSIGN_OR_RETURN(raft_engine_, raftlog::RaftLogEngine::open(options_.raft_path, ro));
+  KVCORE_ASSIGN_OR_RETURN(kv_, open_engine(options_.engine, options_.kv_path,
+                                           options_.engine_options));
+
+  const StoreIdent want{options_.cluster_id, options_.store_id};
+  KVCORE_ASSIGN_OR_RETURN(auto ident_raw, raft_engine_->get_state(kStoreRegion, kStoreIdentKey));
+  if (ident_raw) {
+    KVCORE_ASSIGN_OR_RETURN(StoreIdent have, decode_store_ident(*ident_raw));
+    if (!(have == want)) {
+      return Status::invalid_argument(fmt::format(
+          "{} belongs to store {} of cluster {}, not store {} of cluster {}", options_.raft_path,
+          have.store_id, have.cluster_id, want.store_id, want.cluster_id));
+    }
+  } else {
+    raftlog::LogBatch b;
+    b.put_state(kStoreRegion, kStoreIdentKey, encode_store_ident(want));
+    KVCORE_RETURN_IF_ERROR(raft_engine_->write(b, true));
+  }
+
+  PeerContext ctx;
+  ctx.store_id = options_.store_id;
+  ctx.raft_engine = raft_engine_.get();
+  ctx.kv = kv_.get();
+  ctx.clock = &rt_->clock();
+  ctx.metrics = &metrics_;
+  ctx.options = &options_;
+  runtime::Random rng = rt_->random().fork();
+  for (std::uint64_t region : raft_engine_->regions()) {
+    if (region == kStoreRegion) continue;
+    auto peer = Peer::load(ctx, region, rng.next_u64());
+    if (!peer.is_ok()) {
+      if (peer.status().code() == Code::kNotFound) {
+        KVCORE_LOG_INFO("store {}: region {} skipped: {}", options_.store_id, region,
+                        peer.status().to_string());
+        continue;
+      }
+      return peer.status();
+    }
+    peers_.emplace(region, std::move(peer).value());
+  }
+  {
+    std::unique_lock lock(routes_mu_);
+    for (const auto& [id, peer] : peers_) {
+      by_start_key_[peer->region().start_key] = peer->lease();
+      by_region_[id] = peer->lease();
+      for (const auto& p : peer->region().peers) known_stores_.insert(p.store_id);
+    }
+    known_stores_.erase(options_.store_id);
+  }
+  refresh_status();
+  raft_exec_ = rt_->make_executor(fmt::format("raft-{}", options_.store_id), 1);
+  {
+    std::lock_guard lock(anchor_->mu);
+    anchor_->store = this;
+  }
+  schedule_tick();
+  KVCORE_LOG_INFO("store {} of cluster {} open: {} regions, engine {}", options_.store_id,
+                  options_.cluster_id, peers_.size(), to_string(options_.engine));
+  return Status::ok();
+}
+
+StoreImpl::~StoreImpl() {
+  {
+    std::lock_guard lock(anchor_->mu);
+    anchor_->store = nullptr;
+    if (rt_ != nullptr && tick_timer_.valid()) (void)rt_->timers().cancel(tick_timer_);
+  }
+  std::vector<Input> left;
+  {
+    std::lock_guard lock(inbox_mu_);
+    stopping_ = true;
+    left.swap(inbox_);
+  }
+  // Queued rounds still run (and find the inbox empty); then no task of the
+  // store runs again.
+  if (raft_exec_) raft_exec_->shutdown();
+  const Status stopping = Status::unavailable("the store is stopping");
+  for (auto& in : left) fail_input(in, stopping);
+  for (auto& [id, peer] : peers_) peer->fail_all(stopping);
+  raft_exec_.reset();
+  peers_.clear();
+}
+
+void StoreImpl::fail_input(Input& in, const Status& s) {
+  if (auto* w = std::get_if<WriteInput>(&in)) {
+    if (w->req.done) w->req.done(s);
+  } else if (auto* r = std::get_if<ReadInput>(&in)) {
+    r->req.fail(s);
+  }
+}
+
+void StoreImpl::enqueue(Input in) {
+  bool post = false;
+  {
+    std::lock_guard lock(inbox_mu_);
+    if (stopping_) {
+      fail_input(in, Status::unavailable("the store is stopping"));
+      return;
+    }
+    inbox_.push_back(std::move(in));
+    if (!round_scheduled_) {
+      round_scheduled_ = true;
+      post = true;
+    }
+  }
+  if (post) raft_exec_->post([this] { run_round(); });
+}
+
+void StoreImpl::schedule_tick() {
+  // REQUIRES: anchor_->mu held or the store not yet shared.
+  std::weak_ptr<Anchor> weak = anchor_;
+  tick_timer_ = rt_->timers().schedule_after(options_.tick_interval, [weak] {
+    auto anchor = weak.lock();
+    if (!anchor) return;
+    std::lock_guard lock(anchor->mu);
+    if (anchor->store == nullptr) return;
+    anchor->store->enqueue(TickInput{});
+    anchor->store->schedule_tick();
+  });
+}
+
+void StoreImpl::handle(Input& in) {
+  if (std::holds_alternative<TickInput>(in)) {
+    for (auto& [id, peer] : peers_) peer->tick();
+    const Instant now = rt_->clock().now();
+    for (auto& [id, peer] : peers_) peer->expire(now);
+    return;
+  }
+  if (auto* f = std::get_if<FrameInput>(&in)) {
+    for (auto& env : f->frame.messages) {
+      auto it = peers_.find(env.region_id);
+      if (it == peers_.end()) {
+        metrics_.messages_unknown_region.inc();
+        continue;
+      }
+      Peer& peer = *it->second;
+      const PeerMeta* self = peer.region().peer_on_store(options_.store_id);
+      if (self == nullptr || self->id != env.to_peer.id) {
+        metrics_.messages_stale_peer.inc();
+        continue;
+      }
+      peer.step(std::move(env));
+    }
+    for (auto& chunk : f->frame.chunks) {
+      auto it = peers_.find(chunk.region_id);
+      if (it == peers_.end()) {
+        metrics_.messages_unknown_region.inc();
+        continue;
+      }
+      std::string data;
+      SnapshotChunk header = chunk;  // keeps the message; data is moved out below
+      header.data.clear();
+      if (it->second->add_chunk(std::move(chunk), &data)) {
+        it->second->step_snapshot(std::move(header), std::move(data));
+      }
+    }
+    return;
+  }
+  if (auto* w = std::get_if<WriteInput>(&in)) {
+    auto it = peers_.find(w->req.region_id);
+    if (it == peers_.end()) {
+      w->req.done(region_not_found(w->req.region_id));
+      return;
+    }
+    it->second->propose(std::move(w->req));
+    return;
+  }
+  if (auto* r = std::get_if<ReadInput>(&in)) {
+    auto it = peers_.find(r->req.region_id);
+    if (it == peers_.end()) {
+      r->req.fail(region_not_found(r->req.region_id));
+      return;
+    }
+    it->second->read(std::move(r->req));
+    return;
+  }
+  if (auto* u = std::get_if<UnreachableInput>(&in)) {
+    for (auto& [id, peer] : peers_) peer->report_unreachable(u->store);
+    return;
+  }
+  if (auto* t = std::get_if<TransferInput>(&in)) {
+    auto it = peers_.find(t->region);
+    if (it != peers_.end()) {
+      Status s = it->second->transfer_leader(t->to_store);
+      if (!s.is_ok()) KVCORE_LOG_INFO("transfer leader: {}", s.to_string());
+    }
+  }
+}
+
+void StoreImpl::run_round() {
+  std::vector<Input> inputs;
+  {
+    std::lock_guard lock(inbox_mu_);
+    round_scheduled_ = false;
+    if (stopping_) return;
+    inputs.swap(inbox_);
+  }
+  metrics_.rounds.inc();
+  if (failed_) {
+    const Status s = Status::io_error("the store stopped after a failed write");
+    for (auto& in : inputs) fail_input(in, s);
+    return;
+  }
+  const Instant start = rt_->clock().now();
+  for (auto& in : inputs) handle(in);
+
+  // Persist and apply until quiet, a few times at most, so new inputs are
+  // not kept waiting behind a long chain of readies.
+  std::uint64_t fsyncs = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    raftlog::LogBatch batch;
+    Outbox out;
+    bool sync = false;
+    std::vector<Peer*> readied;
+    for (auto& [id, peer] : peers_) {
+      if (!peer->has_ready()) continue;
+      Status s = peer->begin_ready(start, batch, out, &sync);
+      if (!s.is_ok()) {
+        KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, id, s.to_string());
+        failed_ = true;
+        return;
+      }
+      readied.push_back(peer.get());
+    }
+    if (readied.empty()) break;
+    // The leader's appends leave before its own fsync, so followers persist
+    // in parallel with it.
+    send_outbox(out);
+    if (!batch.empty()) {
+      const std::uint64_t before = raft_engine_->fsyncs();
+      Status s = raft_engine_->write(batch, sync && options_.sync_log);
+      if (!s.is_ok()) {
+        KVCORE_LOG_ERROR("store {}: raft log write failed, store stops: {}", options_.store_id,
+                         s.to_string());
+        failed_ = true;
+        for (auto& [id, peer] : peers_) peer->fail_all(s);
+        return;
+      }
+      fsyncs += raft_engine_->fsyncs() - before;
+      metrics_.raftlog_writes.inc();
+      metrics_.regions_per_raftlog_write.observe(static_cast<double>(readied.size()));
+    }
+    for (Peer* p : readied) {
+      Status s = p->finish_ready(out);
+      if (!s.is_ok()) {
+        KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, p->region_id(),
+                         s.to_string());
+        failed_ = true;
+        for (auto& [id, peer] : peers_) peer->fail_all(s);
+        return;
+      }
+    }
+    send_outbox(out);
+  }
+  metrics_.fsyncs_per_round.observe(static_cast<double>(fsyncs));
+  refresh_status();
+  bool more = false;
+  for (auto& [id, peer] : peers_) more = more || peer->has_ready();
+  if (more) {
+    bool post = false;
+    {
+      std::lock_guard lock(inbox_mu_);
+      if (!round_scheduled_ && !stopping_) {
+        round_scheduled_ = true;
+        post = true;
+      }
+    }
+    if (post) raft_exec_->post([this] { run_round(); });
+  }
+}
+
+void StoreImpl::send_frame(std::uint64_t to, Frame& frame) {
+  frame.cluster_id = options_.cluster_id;
+  frame.from_store = options_.store_id;
+  frame.to_store = to;
+  std::string bytes = encode_frame(frame);
+  metrics_.frames_sent.inc();
+  metrics_.frame_bytes_sent.observe(static_cast<double>(bytes.size()));
+  transport_.send(to, std::move(bytes));
+}
+
+void StoreImpl::send_outbox(Outbox& out) {
+  const std::size_t budget = options_.max_frame_bytes - 1024;
+  for (auto& [to, msgs] : out.messages) {
+    Frame frame;
+    std::size_t bytes = 0;
+    for (auto& m : msgs) {
+      const std::size_t n = encoded_size(m) + 8;
+      if (n > budget) {
+        KVCORE_LOG_WARN("store {}: a raft message of {} bytes exceeds max_frame_bytes; dropped",
+                        options_.store_id, n);
+        continue;
+      }
+      if (bytes + n > budget && !frame.messages.empty()) {
+        send_frame(to, frame);
+        frame = Frame{};
+        bytes = 0;
+      }
+      bytes += n;
+      frame.messages.push_back(std::move(m));
+    }
+    if (!frame.messages.empty()) send_frame(to, frame);
+  }
+  out.messages.clear();
+  for (auto& [to, chunk] : out.chunks) {
+    Frame frame;
+    frame.chunks.push_back(std::move(chunk));
+    send_frame(to, frame);
+  }
+  out.chunks.clear();
+}
+
+Status StoreImpl::deliver(std::string_view bytes) {
+  FrameCheck check{options_.cluster_id, options_.store_id, options_.max_frame_bytes};
+  FrameReject reject = FrameReject::kNone;
+  auto frame = decode_frame(bytes, check, &reject);
+  if (!frame.is_ok()) {
+    metrics_.bad_frames(reject == FrameReject::kNone ? FrameReject::kBadMessage : reject).inc();
+    return frame.status();
+  }
+  {
+    std::shared_lock lock(routes_mu_);
+    if (known_stores_.count(frame->from_store) == 0) {
+      metrics_.bad_frames_unknown_store.inc();
+      return Status::invalid_argument(
+          fmt::format("frame from store {}, which hosts no peer of a region here",
+                      frame->from_store));
+    }
+  }
+  metrics_.frames_received.inc();
+  metrics_.frame_bytes_received.inc(bytes.size());
+  enqueue(FrameInput{std::move(frame).value()});
+  return Status::ok();
+}
+
+void StoreImpl::report_unreachable(std::uint64_t store_id) {
+  enqueue(UnreachableInput{store_id});
+}
+
+Status StoreImpl::transfer_leader(std::uint64_t region_id, std::uint64_t to_store) {
+  {
+    std::shared_lock lock(routes_mu_);
+    if (by_region_.count(region_id) == 0) return region_not_found(region_id);
+  }
+  enqueue(TransferInput{region_id, to_store});
+  return Status::ok();
+}
+
+void StoreImpl::refresh_status() {
+  std::vector<RegionStatus> st;
+  st.reserve(peers_.size());
+  for (const auto& [id, peer] : peers_) st.push_back(peer->status());
+  std::lock_guard lock(status_mu_);
+  status_ = std::move(st);
+}
+
+std::vector<RegionStatus> StoreImpl::regions() const {
+  std::lock_guard lock(status_mu_);
+  return status_;
+}
+
+std::string StoreImpl::metrics_text() const { return registry_.prometheus_text(); }
+
+std::uint64_t StoreImpl::metric(std::string_view name) const { return registry_.total(name); }
+
+}  // namespace kvcore::raftstore
+
+namespace kvcore {
+
+Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options, Transport& transport) {
+  KVCORE_ASSIGN_OR_RETURN(auto s, raftstore::StoreImpl::open(options, transport));
+  return std::unique_ptr<Store>(std::move(s));
+}
+
+}  // namespace kvcore

@@ -1,0 +1,142 @@
+// StoreImpl: the Store of include/kvcore/store.hpp.
+//
+// Threads: one raft executor (a single worker) owns every Peer and runs the
+// rounds described in peer.hpp; requests and frames reach it through an
+// inbox that a round drains whole, so whatever arrives while a round is in
+// its fsync is batched into the next round (one raft log write, one frame
+// per destination store). Reads under a valid lease never enter the inbox:
+// they are served on the caller's thread from an engine snapshot.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "kvcore/engine/engine.hpp"
+#include "kvcore/store.hpp"
+#include "raftlog/engine.hpp"
+#include "raftstore/peer.hpp"
+#include "raftstore/store_metrics.hpp"
+#include "runtime/runtime.hpp"
+#include "util/metrics.hpp"
+
+namespace kvcore::raftstore {
+
+// The options after defaults are filled in; InvalidArgument when invalid.
+[[nodiscard]] Result<StoreOptions> resolve_options(const StoreOptions& in);
+
+class StoreImpl final : public Store {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<StoreImpl>> open(const StoreOptions& options,
+                                                               Transport& transport);
+  ~StoreImpl() override;
+
+  Status deliver(std::string_view frame) override;
+  void report_unreachable(std::uint64_t store_id) override;
+
+  Result<std::optional<std::string>> get(std::string_view key, const RequestOptions& opts) override;
+  Result<std::vector<KvPair>> scan(std::string_view start, std::string_view end, std::size_t limit,
+                                   bool reverse, const RequestOptions& opts) override;
+  Status put(std::string_view key, std::string_view value, const RequestOptions& opts) override;
+  Status del(std::string_view key, const RequestOptions& opts) override;
+  Status delete_range(std::string_view start, std::string_view end,
+                      const RequestOptions& opts) override;
+  Status write(RawBatch batch, const RequestOptions& opts) override;
+
+  void async_get(std::string_view key, const RequestOptions& opts, GetCallback done) override;
+  void async_scan(std::string_view start, std::string_view end, std::size_t limit, bool reverse,
+                  const RequestOptions& opts, ScanCallback done) override;
+  void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) override;
+
+  Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) override;
+
+  std::uint64_t store_id() const override { return options_.store_id; }
+  std::vector<RegionStatus> regions() const override;
+  std::string metrics_text() const override;
+  std::uint64_t metric(std::string_view name) const override;
+
+ private:
+  struct TickInput {};
+  struct FrameInput {
+    Frame frame;
+  };
+  struct WriteInput {
+    WriteRequest req;
+  };
+  struct ReadInput {
+    ReadRequest req;
+  };
+  struct UnreachableInput {
+    std::uint64_t store = 0;
+  };
+  struct TransferInput {
+    std::uint64_t region = 0;
+    std::uint64_t to_store = 0;
+  };
+  using Input =
+      std::variant<TickInput, FrameInput, WriteInput, ReadInput, UnreachableInput, TransferInput>;
+
+  // Outlives the store in timer callbacks: they check `store` under `mu`.
+  struct Anchor {
+    std::mutex mu;
+    StoreImpl* store = nullptr;
+  };
+
+  StoreImpl(const StoreOptions& options, Transport& transport);
+  [[nodiscard]] Status start();
+
+  void enqueue(Input in);
+  void schedule_tick();
+  void run_round();
+  void handle(Input& in);
+  void send_outbox(Outbox& out);
+  void send_frame(std::uint64_t to, Frame& frame);
+  void refresh_status();
+  void fail_input(Input& in, const Status& s);
+
+  // The lease state of the region holding `key`; nullptr when none.
+  [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;
+  // Serves `req` locally when the lease allows; otherwise queues it.
+  void read(ReadRequest req, std::string_view route_key);
+
+  StoreOptions options_;
+  Transport& transport_;
+  std::unique_ptr<runtime::Runtime> own_runtime_;
+  runtime::Runtime* rt_ = nullptr;
+  metrics::Registry registry_;
+  StoreMetrics metrics_{registry_};
+  std::unique_ptr<raftlog::RaftLogEngine> raft_engine_;
+  std::unique_ptr<Engine> kv_;
+  std::shared_ptr<Anchor> anchor_ = std::make_shared<Anchor>();
+
+  // Raft thread only.
+  std::map<std::uint64_t, std::unique_ptr<Peer>> peers_;
+
+  // Routing for request threads.
+  mutable std::shared_mutex routes_mu_;
+  std::map<std::string, std::shared_ptr<LeaseState>> by_start_key_;  // guarded by routes_mu_
+  std::map<std::uint64_t, std::shared_ptr<LeaseState>> by_region_;  // guarded by routes_mu_
+  std::set<std::uint64_t> known_stores_;                             // guarded by routes_mu_
+
+  std::mutex inbox_mu_;
+  std::vector<Input> inbox_;      // guarded by inbox_mu_
+  bool round_scheduled_ = false;  // guarded by inbox_mu_
+  bool stopping_ = false;         // guarded by inbox_mu_
+
+  mutable std::mutex status_mu_;
+  std::vector<RegionStatus> status_;  // guarded by status_mu_
+
+  runtime::TimerId tick_timer_;  // guarded by anchor_->mu
+  bool failed_ = false;          // raft thread: a write failed; the store serves nothing
+
+  // Declared last: destroyed first, while everything its tasks touch lives.
+  std::unique_ptr<runtime::Executor> raft_exec_;
+};
+
+}  // namespace kvcore::raftstore

@@ -1,0 +1,182 @@
+// StoreImpl: the request API. Reads under a valid lease are served here, on
+// the caller's thread; everything else is queued for the raft thread.
+#include <fmt/format.h>
+
+#include <future>
+#include <utility>
+
+#include "raftstore/store_impl.hpp"
+
+namespace kvcore::raftstore {
+
+namespace {
+
+Instant deadline_of(runtime::Clock& clock, const RequestOptions& opts) {
+  return clock.now() + std::chrono::duration_cast<runtime::Duration>(opts.timeout);
+}
+
+// Runs an async call and waits for its callback. REQUIRES: not on a store
+// thread nor on a simulation's thread (see store.hpp).
+template <class T, class Call>
+T wait_for(Call&& call) {
+  auto promise = std::make_shared<std::promise<T>>();
+  auto future = promise->get_future();
+  call([promise](T v) { promise->set_value(std::move(v)); });
+  return future.get();
+}
+
+}  // namespace
+
+std::shared_ptr<LeaseState> StoreImpl::route(std::string_view key) const {
+  std::shared_lock lock(routes_mu_);
+  auto it = by_start_key_.upper_bound(std::string(key));
+  if (it == by_start_key_.begin()) return nullptr;
+  --it;
+  std::lock_guard l(it->second->mu);
+  return it->second->region.contains(key) ? it->second : nullptr;
+}
+
+void StoreImpl::read(ReadRequest req, std::string_view route_key) {
+  auto lease = route(route_key);
+  if (!lease) {
+    req.fail(Status(Code::kUnavailable, "no region here holds the key", SubCode::kRegionNotFound));
+    return;
+  }
+  runtime::Clock& clock = rt_->clock();
+  RegionMeta region;
+  bool try_local = false;
+  {
+    std::lock_guard lock(lease->mu);
+    req.region_id = lease->region.id;
+    if (!lease->leader) {
+      metrics_.not_leader.inc();
+      Status s = not_leader_status(lease->region.id, lease->leader_store, lease->leader_peer);
+      req.fail(s);
+      return;
+    }
+    if (lease->lease_until != Instant::min() && lease->applied_current_term) {
+      try_local = true;
+      region = lease->region;
+    }
+  }
+  if (try_local) {
+    // The snapshot first, the clock second: if the lease still holds after
+    // the snapshot was taken, it held when it was taken.
+    auto snap = kv_->snapshot();
+    bool valid = false;
+    {
+      std::lock_guard lock(lease->mu);
+      valid = lease->leader && lease->applied_current_term && clock.now() < lease->lease_until;
+    }
+    if (valid) {
+      metrics_.lease_reads.inc();
+      metrics_.read_seconds.observe(std::chrono::duration<double>(clock.now() - req.start).count());
+      execute_read(*snap, region, req);
+      return;
+    }
+  }
+  enqueue(ReadInput{std::move(req)});
+}
+
+void StoreImpl::async_get(std::string_view key, const RequestOptions& opts, GetCallback done) {
+  ReadRequest req;
+  req.args = GetArgs{std::string(key)};
+  req.start = rt_->clock().now();
+  req.deadline = deadline_of(rt_->clock(), opts);
+  req.get_done = std::move(done);
+  read(std::move(req), key);
+}
+
+void StoreImpl::async_scan(std::string_view start, std::string_view end, std::size_t limit,
+                           bool reverse, const RequestOptions& opts, ScanCallback done) {
+  ReadRequest req;
+  req.args = ScanArgs{std::string(start), std::string(end), limit, reverse};
+  req.start = rt_->clock().now();
+  req.deadline = deadline_of(rt_->clock(), opts);
+  req.scan_done = std::move(done);
+  read(std::move(req), start);
+}
+
+void StoreImpl::async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) {
+  if (batch.empty()) {
+    done(Status::invalid_argument("empty write batch"));
+    return;
+  }
+  auto lease = route(batch.ops().front().key);
+  if (!lease) {
+    done(Status(Code::kUnavailable, "no region here holds the key", SubCode::kRegionNotFound));
+    return;
+  }
+  WriteRequest req;
+  {
+    std::lock_guard lock(lease->mu);
+    if (!lease->leader) {
+      metrics_.not_leader.inc();
+      done(not_leader_status(lease->region.id, lease->leader_store, lease->leader_peer));
+      return;
+    }
+    req.region_id = lease->region.id;
+  }
+  req.ops.reserve(batch.ops().size());
+  for (const auto& op : batch.ops()) {
+    WriteOp w;
+    w.cf = CF::kDefault;
+    w.key = op.key;
+    w.value = op.value;
+    switch (op.kind) {
+      case RawBatch::OpKind::kPut:
+        w.kind = WriteOpKind::kPut;
+        break;
+      case RawBatch::OpKind::kDelete:
+        w.kind = WriteOpKind::kDelete;
+        break;
+      case RawBatch::OpKind::kDeleteRange:
+        w.kind = WriteOpKind::kDeleteRange;
+        break;
+    }
+    req.ops.push_back(std::move(w));
+  }
+  req.start = rt_->clock().now();
+  req.deadline = deadline_of(rt_->clock(), opts);
+  req.done = std::move(done);
+  enqueue(WriteInput{std::move(req)});
+}
+
+Result<std::optional<std::string>> StoreImpl::get(std::string_view key,
+                                                  const RequestOptions& opts) {
+  using R = Result<std::optional<std::string>>;
+  return wait_for<R>([&](auto cb) { async_get(key, opts, std::move(cb)); });
+}
+
+Result<std::vector<KvPair>> StoreImpl::scan(std::string_view start, std::string_view end,
+                                            std::size_t limit, bool reverse,
+                                            const RequestOptions& opts) {
+  using R = Result<std::vector<KvPair>>;
+  return wait_for<R>(
+      [&](auto cb) { async_scan(start, end, limit, reverse, opts, std::move(cb)); });
+}
+
+Status StoreImpl::write(RawBatch batch, const RequestOptions& opts) {
+  return wait_for<Status>([&](auto cb) { async_write(std::move(batch), opts, std::move(cb)); });
+}
+
+Status StoreImpl::put(std::string_view key, std::string_view value, const RequestOptions& opts) {
+  RawBatch b;
+  b.put(key, value);
+  return write(std::move(b), opts);
+}
+
+Status StoreImpl::del(std::string_view key, const RequestOptions& opts) {
+  RawBatch b;
+  b.del(key);
+  return write(std::move(b), opts);
+}
+
+Status StoreImpl::delete_range(std::string_view start, std::string_view end,
+                               const RequestOptions& opts) {
+  RawBatch b;
+  b.delete_range(start, end);
+  return write(std::move(b), opts);
+}
+
+}  // namespace kvcore::raftstore
