@@ -358,8 +358,8 @@ void put(const SnapshotChunk& c, pb::SnapshotChunk* p) {
 // Why a message (of an envelope or a chunk) may not be delivered to
 // `self_store` in a frame from `from_store`; empty when it may.
 std::string route_problem(std::uint64_t region_id, const PeerMeta& from_peer,
-                          const PeerMeta& to_peer, const raft::Message& m,
-                          std::uint64_t from_store, std::uint64_t self_store) {
+                          const PeerMeta& to_peer, const raft::Message& m, std::uint64_t from_store,
+                          std::uint64_t self_store) {
   if (region_id == 0) return "region id 0";
   if (from_peer.id == 0 || to_peer.id == 0) return "peer id 0";
   if (to_peer.store_id != self_store) {
@@ -533,8 +533,7 @@ std::string_view to_string(FrameReject r) noexcept {
   return "unknown";
 }
 
-Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check,
-                           FrameReject* reject) {
+Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check, FrameReject* reject) {
   FrameReject unused = FrameReject::kNone;
   if (reject == nullptr) reject = &unused;
   *reject = FrameReject::kNone;
@@ -544,15 +543,14 @@ Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check,
   };
 
   if (bytes.size() > check.max_frame_bytes) {
-    return refuse(FrameReject::kOversized,
-                  Status::invalid_argument("frame: " + num(bytes.size()) +
-                                           " bytes, more than the limit of " +
-                                           num(check.max_frame_bytes)));
+    return refuse(
+        FrameReject::kOversized,
+        Status::invalid_argument("frame: " + num(bytes.size()) + " bytes, more than the limit of " +
+                                 num(check.max_frame_bytes)));
   }
   if (bytes.size() < kCrcBytes) {
-    return refuse(FrameReject::kDecode,
-                  Status::corruption("frame: " + num(bytes.size()) +
-                                     " bytes, too short for its checksum"));
+    return refuse(FrameReject::kDecode, Status::corruption("frame: " + num(bytes.size()) +
+                                                           " bytes, too short for its checksum"));
   }
   const std::string_view body = bytes.substr(0, bytes.size() - kCrcBytes);
   if (util::crc32c(body) != util::decode_fixed32(bytes.data() + body.size())) {
@@ -565,8 +563,7 @@ Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check,
   if (p.cluster_id() != check.cluster_id) {
     return refuse(FrameReject::kClusterId,
                   Status::invalid_argument("frame: of cluster " + num(p.cluster_id()) +
-                                           ", this store is in cluster " +
-                                           num(check.cluster_id)));
+                                           ", this store is in cluster " + num(check.cluster_id)));
   }
   if (p.to_store() != check.self_store || p.from_store() == 0 ||
       p.from_store() == check.self_store) {
@@ -628,8 +625,7 @@ Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check,
     if (problem.empty() && (!c.message.snapshot || c.message.snapshot->metadata.index == 0)) {
       problem = "chunk of a snapshot at index 0";
     }
-    if (problem.empty() &&
-        (c.offset > c.total_bytes || c.data.size() > c.total_bytes - c.offset)) {
+    if (problem.empty() && (c.offset > c.total_bytes || c.data.size() > c.total_bytes - c.offset)) {
       problem = "chunk of " + num(c.data.size()) + " bytes at offset " + num(c.offset) +
                 " exceeds the snapshot's " + num(c.total_bytes) + " bytes";
     }
