@@ -218,6 +218,17 @@ Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*rou
   region_ = st.region;
   apply_state_ = std::move(st);
   log_bytes_ = 0;
+  // Proposals this peer made as an earlier leader, now inside the snapshot:
+  // they may or may not have committed, and no entry will tell.
+  while (!proposals_.empty() && proposals_.front().index <= snap.metadata.index) {
+    Proposal p = std::move(proposals_.front());
+    proposals_.pop_front();
+    if (p.done) {
+      p.done(Status::unavailable(fmt::format(
+          "region {}: outcome unknown, the log up to the proposal was replaced by a snapshot",
+          region_.id)));
+    }
+  }
   ctx_.metrics->snapshots_applied.inc();
   KVCORE_LOG_INFO("region {}: applied a snapshot at index {} term {} ({} records)", region_.id,
                   snap.metadata.index, snap.metadata.term, records);

@@ -53,13 +53,16 @@ std::size_t varint_size(std::uint64_t v) {
 }
 
 // --- Enums: mapped by name, never by number ---------------------------------
+// A C++ value outside its enum (a bug upstream) encodes as a number no
+// decoder accepts, rather than as some valid value.
+constexpr int kNoSuchEnumValue = -1;
 
 pb::PeerState to_pb(PeerState s) {
   switch (s) {
     case PeerState::kNormal: return pb::PEER_STATE_NORMAL;
     case PeerState::kTombstone: return pb::PEER_STATE_TOMBSTONE;
   }
-  return pb::PEER_STATE_NORMAL;
+  return static_cast<pb::PeerState>(kNoSuchEnumValue);
 }
 std::optional<PeerState> from_pb(pb::PeerState s) {
   switch (s) {
@@ -76,7 +79,7 @@ pb::ColumnFamily to_pb(CF cf) {
     case CF::kWrite: return pb::CF_WRITE;
     case CF::kRaft: return pb::CF_RAFT;
   }
-  return pb::CF_DEFAULT;
+  return static_cast<pb::ColumnFamily>(kNoSuchEnumValue);
 }
 std::optional<CF> from_pb(pb::ColumnFamily cf) {
   switch (cf) {
@@ -94,7 +97,7 @@ pb::WriteOpKind to_pb(WriteOpKind k) {
     case WriteOpKind::kDelete: return pb::WRITE_OP_DELETE;
     case WriteOpKind::kDeleteRange: return pb::WRITE_OP_DELETE_RANGE;
   }
-  return pb::WRITE_OP_PUT;
+  return static_cast<pb::WriteOpKind>(kNoSuchEnumValue);
 }
 std::optional<WriteOpKind> from_pb(pb::WriteOpKind k) {
   switch (k) {
@@ -110,7 +113,7 @@ pb::EntryType to_pb(raft::EntryType t) {
     case raft::EntryType::kNormal: return pb::ENTRY_TYPE_NORMAL;
     case raft::EntryType::kConfChange: return pb::ENTRY_TYPE_CONF_CHANGE;
   }
-  return pb::ENTRY_TYPE_NORMAL;
+  return static_cast<pb::EntryType>(kNoSuchEnumValue);
 }
 std::optional<raft::EntryType> from_pb(pb::EntryType t) {
   switch (t) {

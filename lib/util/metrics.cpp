@@ -5,6 +5,7 @@
 #include <cassert>
 #include <charconv>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <utility>
 
@@ -171,8 +172,7 @@ Registry::Family& Registry::family(std::string_view name, std::string_view help,
   return it->second;
 }
 
-Counter& Registry::counter(std::string_view name, std::string_view help,
-                           std::string_view labels) {
+Counter& Registry::counter(std::string_view name, std::string_view help, std::string_view labels) {
   std::lock_guard lock(mu_);
   auto& m = family(name, help, Kind::kCounter).counters;
   auto it = m.find(labels);
@@ -271,8 +271,9 @@ std::uint64_t Registry::value(std::string_view name, std::string_view labels) co
     }
     case Kind::kGauge: {
       const auto it = fam.gauges.find(labels);
-      return it == fam.gauges.end() ? 0 : static_cast<std::uint64_t>(std::max<std::int64_t>(
-                                              it->second->value(), 0));
+      return it == fam.gauges.end()
+                 ? 0
+                 : static_cast<std::uint64_t>(std::max<std::int64_t>(it->second->value(), 0));
     }
     case Kind::kHistogram: {
       const auto it = fam.histograms.find(labels);

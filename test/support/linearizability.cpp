@@ -171,9 +171,10 @@ SearchResult search(std::span<const KeyOp> input, ValueId initial, std::size_t b
   std::size_t full_words = 0;
   std::uint64_t set_hash = 0;
   auto flip = [&](std::int32_t op) {
-    const std::size_t w = static_cast<std::size_t>(op) / 64;
-    bits[w] ^= std::uint64_t{1} << (op % 64);
-    set_hash ^= op_key[op];
+    const auto i = static_cast<std::size_t>(op);
+    const std::size_t w = i / 64;
+    bits[w] ^= std::uint64_t{1} << (i % 64);
+    set_hash ^= op_key[i];
     if (bits[w] != kFull) {
       full_words = std::min(full_words, w);
     } else {
@@ -185,8 +186,8 @@ SearchResult search(std::span<const KeyOp> input, ValueId initial, std::size_t b
     zeros.clear();
     for (std::size_t w = full_words; w * 64 < limit; ++w) {
       for (std::uint64_t z = ~bits[w]; z != 0; z &= z - 1) {
-        const auto i = static_cast<std::uint32_t>(w * 64 + static_cast<std::size_t>(
-                                                               std::countr_zero(z)));
+        const auto i =
+            static_cast<std::uint32_t>(w * 64 + static_cast<std::size_t>(std::countr_zero(z)));
         if (i >= limit) break;
         zeros.push_back(i);
       }
@@ -209,8 +210,8 @@ SearchResult search(std::span<const KeyOp> input, ValueId initial, std::size_t b
       const KeyOp& op = ops[n.op];
       if (op.write || op.value == value) {
         const ValueId next_value = op.write ? op.value : value;
-        const std::uint32_t limit = std::max(stack.empty() ? 0u : stack.back().limit,
-                                             static_cast<std::uint32_t>(n.op) + 1);
+        const std::uint32_t limit =
+            std::max(stack.empty() ? 0u : stack.back().limit, static_cast<std::uint32_t>(n.op) + 1);
         flip(n.op);
         zeros_below(limit);
         const std::uint64_t hash =
@@ -344,8 +345,7 @@ std::string explain(const std::string& key, std::span<const Operation* const> or
       bool any = false;
       for (std::size_t j = start; j < end; ++j) {
         if (drop[j] && kept[j].write &&
-            std::find(read_values.begin(), read_values.end(), kept[j].value) !=
-                read_values.end()) {
+            std::find(read_values.begin(), read_values.end(), kept[j].value) != read_values.end()) {
           drop[j] = false;
         }
         any = any || drop[j];
@@ -371,17 +371,17 @@ std::string explain(const std::string& key, std::span<const Operation* const> or
     }
   }
 
-  std::string out = "key " + quote(key) + " is not linearizable: no order of the " +
+  std::string out = "key " + quote(key) + " is not linearizable: the " +
                     std::to_string(kept.size()) +
-                    " operation(s) below, starting from the absent register, lets each take "
-                    "effect between its call and return (times as recorded; ";
-  out += kept.size() < prefix_size
-             ? "the other " + std::to_string(prefix_size - kept.size()) +
-                   " operations called before the one marked <- returned are left out, as "
-                   "leaving them out only makes ordering easier"
-             : "every operation called before the one marked <- returned";
-  out += "). Every history of the key ending before the return of the operation marked <- "
-         "can be ordered.\n";
+                    " operation(s) below cannot be ordered so that each takes effect between its "
+                    "call and return, starting from an absent register. The history of the key "
+                    "up to just before the return marked <- can be ordered.";
+  if (kept.size() < prefix_size) {
+    out += " The other " + std::to_string(prefix_size - kept.size()) +
+           " operation(s) called before that return are left out: leaving operations out "
+           "only makes ordering easier.";
+  }
+  out += "\n";
   std::size_t hidden = 0;
   for (std::size_t k = 0; k < kept.size(); ++k) {
     const bool stuck = kept[k].source == stuck_source;
@@ -422,8 +422,9 @@ LinearizabilityResult check_linearizable(std::vector<Operation> history, std::si
   // ones have been decided, so a definite failure is still reported.
   std::vector<std::pair<std::string_view, std::vector<const Operation*>*>> keys;
   for (auto& [key, ops] : by_key) keys.emplace_back(key, &ops);
-  std::stable_sort(keys.begin(), keys.end(),
-                   [](const auto& a, const auto& b) { return a.second->size() < b.second->size(); });
+  std::stable_sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+    return a.second->size() < b.second->size();
+  });
 
   std::string inconclusive;
   for (const auto& [key, originals] : keys) {
@@ -458,16 +459,15 @@ LinearizabilityResult check_linearizable(std::vector<Operation> history, std::si
     const SearchResult r = search(ops, kAbsent, remaining);
     result.states_explored += std::min(r.explored, remaining);
     switch (r.outcome) {
-      case Outcome::kOk:
-        break;
+      case Outcome::kOk: break;
       case Outcome::kFail:
         result.explanation = explain(std::string(key), *originals, ops, r.furthest_return);
         return result;
       case Outcome::kBudget:
         if (inconclusive.empty()) {
           inconclusive = "inconclusive: checking key " + quote(std::string(key)) + " (" +
-                         std::to_string(ops.size()) + " operations) needed more than max_states=" +
-                         std::to_string(max_states) +
+                         std::to_string(ops.size()) +
+                         " operations) needed more than max_states=" + std::to_string(max_states) +
                          " states; linearizability was neither shown nor refuted (raise "
                          "max_states or shorten the history)";
         }

@@ -57,6 +57,31 @@ TEST_CASE("state and command enums out of range are corruption", "[codec]") {
   REQUIRE(refused_cleanly(decode_cmd(cmd_with(kU64Max, 0))));
 }
 
+TEST_CASE("values outside their C++ enum encode to bytes that are refused", "[codec]") {
+  RegionLocalState state;
+  state.state = static_cast<PeerState>(5);
+  CHECK(refused_cleanly(decode_region_state(encode_region_state(state))));
+
+  RaftCmd cmd;
+  cmd.writes.push_back({static_cast<WriteOpKind>(9), CF::kDefault, "k", "v"});
+  CHECK(refused_cleanly(decode_cmd(encode_cmd(cmd))));
+  cmd.writes[0] = {WriteOpKind::kPut, static_cast<CF>(9), "k", "v"};
+  CHECK(refused_cleanly(decode_cmd(encode_cmd(cmd))));
+
+  SnapshotDataBuilder b(ApplyState{});
+  b.add(static_cast<CF>(9), "k", "v");
+  CHECK(refused_cleanly(SnapshotDataReader::open(b.finish())));
+
+  Rng rng(test::test_seed(21));
+  INFO(test::replay_hint(test::test_seed(21)));
+  Frame f = one_message_frame(rng, raft::MessageType::kAppend);
+  f.messages[0].message.type = static_cast<raft::MessageType>(77);
+  refused(encode_frame(f), FrameReject::kBadMessage);
+  f = one_message_frame(rng, raft::MessageType::kAppend);
+  f.messages[0].message.entries = {{1, 1, static_cast<raft::EntryType>(9), "x"}};
+  refused(encode_frame(f), FrameReject::kBadMessage);
+}
+
 TEST_CASE("damaged frames are refused", "[codec]") {
   std::size_t reparsed_refusals = 0;
   for (auto seed : test::test_seeds(500, 100)) {

@@ -58,7 +58,7 @@ TEST_CASE("a stale read after a completed write is not linearizable", "[lineariz
   REQUIRE_FALSE(r.ok);
   INFO(r.explanation);
   CHECK(contains(r.explanation, "key \"k\""));
-  CHECK(contains(r.explanation, "no order of the 3 operation(s)"));
+  CHECK(contains(r.explanation, "the 3 operation(s) below cannot be ordered"));
   CHECK(contains(r.explanation, "client 1 write \"a\" [0, 10]\n"));
   CHECK(contains(r.explanation, "client 1 write \"b\" [20, 30]\n"));
   CHECK(contains(r.explanation, "client 2 read -> \"a\" [40, 50]  <-"));
@@ -144,10 +144,11 @@ TEST_CASE("keys are independent registers", "[linearizability]") {
                                read(2, "z", std::nullopt, 40, 50),
                            })
             .ok);
+  // A read of "y" returning the value written to "x".
   const auto r = check_linearizable({
       write(1, "x", "1", 0, 10),
       write(1, "y", "2", 20, 30),
-      read(2, "y", "1", 40, 50),  // the value of another key
+      read(2, "y", "1", 40, 50),
   });
   REQUIRE_FALSE(r.ok);
   CHECK(contains(r.explanation, "key \"y\""));
@@ -231,7 +232,9 @@ std::vector<Operation> random_history(kvcore::test::Rng& rng) {
     history.push_back(std::move(p.op));
   }
   // Input order must not matter.
-  for (std::size_t i = history.size(); i > 1; --i) std::swap(history[i - 1], history[rng.uniform(i)]);
+  for (std::size_t i = history.size(); i > 1; --i) {
+    std::swap(history[i - 1], history[rng.uniform(i)]);
+  }
   return history;
 }
 
@@ -259,10 +262,9 @@ TEST_CASE("histories of a sequential register pass; one corrupted read fails",
     REQUIRE_FALSE(bad.ok);
     CHECK(contains(bad.explanation, "key \"" + victim.key + "\""));
     // Shrunk to the one read that cannot be explained.
-    CHECK(contains(bad.explanation, "read -> \"never-written\" [" +
-                                        std::to_string(victim.call) + ", " +
-                                        std::to_string(victim.ret) + "]  <-"));
-    CHECK(contains(bad.explanation, "no order of the 1 operation(s)"));
+    CHECK(contains(bad.explanation, "read -> \"never-written\" [" + std::to_string(victim.call) +
+                                        ", " + std::to_string(victim.ret) + "]  <-"));
+    CHECK(contains(bad.explanation, "the 1 operation(s) below cannot be ordered"));
     CHECK_FALSE(contains(bad.explanation, "inconclusive"));
   }
 }

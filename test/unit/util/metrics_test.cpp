@@ -17,8 +17,8 @@ TEST_CASE("metrics render as Prometheus text, families in name order", "[metrics
   r.counter("kvcore_requests_total", "ignored: the first help stays", "op=\"put\"").inc();
   r.gauge("kvcore_leaders", "Regions led by this store.").set(-2);
   r.counter("kvcore_errors_total", "Errors, by \\ code\nand reason \"x\".").inc(0);
-  auto& h = r.histogram("kvcore_apply_seconds", "Apply latency.", {0.005, 0.1, 1, 1e6},
-                        "cf=\"default\"");
+  auto& h =
+      r.histogram("kvcore_apply_seconds", "Apply latency.", {0.005, 0.1, 1, 1e6}, "cf=\"default\"");
   h.observe(0.005);  // le is inclusive
   h.observe(0.05);
   h.observe(2.5);
@@ -107,7 +107,7 @@ TEST_CASE("value() and total() of gauges and histograms", "[metrics]") {
 
 TEST_CASE("histogram buckets are cumulative and quantiles interpolate", "[metrics]") {
   Histogram h({1, 2, 4, 8});
-  CHECK(h.quantile(0.5) == 0);  // empty
+  CHECK(h.quantile(0.5) == 0);                  // empty
   for (int i = 0; i < 10; ++i) h.observe(0.5);  // (0, 1]
   for (int i = 0; i < 10; ++i) h.observe(3);    // (2, 4]
   CHECK(h.cumulative() == std::vector<std::uint64_t>{10, 10, 20, 20, 20});
