@@ -237,7 +237,8 @@ class Store {
   // Counters and histograms in the Prometheus text exposition format.
   [[nodiscard]] virtual std::string metrics_text() const = 0;
   // One metric's current value (a counter, or a histogram's count), for
-  // tests and tools; 0 when unknown.
+  // tests and tools; 0 when unknown. `name` alone sums every label set;
+  // `name{labels}` (as in metrics_text()) reads one.
   [[nodiscard]] virtual std::uint64_t metric(std::string_view name) const = 0;
 };
 

@@ -222,8 +222,9 @@ void StoreImpl::handle(Input& in) {
         continue;
       }
       std::string data;
-      SnapshotChunk header = chunk;  // keeps the message; data is moved out below
-      header.data.clear();
+      std::string piece = std::move(chunk.data);
+      SnapshotChunk header = chunk;  // the message, without the data
+      chunk.data = std::move(piece);
       if (it->second->add_chunk(std::move(chunk), &data)) {
         it->second->step_snapshot(std::move(header), std::move(data));
       }
@@ -435,7 +436,11 @@ std::vector<RegionStatus> StoreImpl::regions() const {
 
 std::string StoreImpl::metrics_text() const { return registry_.prometheus_text(); }
 
-std::uint64_t StoreImpl::metric(std::string_view name) const { return registry_.total(name); }
+std::uint64_t StoreImpl::metric(std::string_view name) const {
+  const auto brace = name.find('{');
+  if (brace == std::string_view::npos || name.back() != '}') return registry_.total(name);
+  return registry_.value(name.substr(0, brace), name.substr(brace + 1, name.size() - brace - 2));
+}
 
 }  // namespace kvcore::raftstore
 
