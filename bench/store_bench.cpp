@@ -6,14 +6,17 @@
 //             a put is one synced WriteBatch (WAL write + fdatasync, RocksDB's
 //             own group commit across threads); a get is Engine::get.
 //   store_r1  a one-store cluster: Store::put (raft log write with fsync, then
-//             apply to RocksDB unsynced) and Store::get on the leader.
+//             apply to RocksDB unsynced) on the leader.
 //   store_r3  three stores in this process, each with its own directories and
 //             its own RealRuntime, joined by one MemoryNetwork over a
-//             RealRuntime of its own; requests go to the leader.
+//             RealRuntime of its own; puts and lease reads (Store::get) go to
+//             the leader.
 // Every store keeps user data in RocksDB with sync_log on. Keys are 16 bytes,
 // values 100. Writers and readers are Google Benchmark threads (1 or 32)
-// calling the sync API; the clusters and the raw engine are opened once, on
-// first use, and reused by every repetition.
+// calling the sync API; the clusters and raw engines are opened once, on
+// first use, and reused by every repetition. The gets read 20,000 preloaded
+// keys from a raw engine and a three-store cluster of their own, which no put
+// benchmark writes to (see Side).
 //
 // Counters (set once per run, by thread 0, over all threads' operations):
 //   p50_us, p99_us   latency of one operation as its caller sees it;
@@ -21,7 +24,9 @@
 //   rounds_per_op    raft rounds on the leader per put;
 //   follower_fsyncs_per_op  the same summed over the two followers (store_r3);
 //   lease_frac       share of the store's reads served from the lease
-//                    (kvcore_reads_total{path="lease"}), the rest by ReadIndex.
+//                    (metric("kvcore_reads_total{path=\"lease\"}")), the rest by
+//                    ReadIndex; reads_counted: metric("kvcore_reads_total")
+//                    over the run / gets made (1: the store saw every get).
 //
 //   bench/store_bench --benchmark_counters_tabular=true
 //   python3 bench/store_ratios.py --bench BUILD/bench/store_bench
@@ -59,8 +64,12 @@ constexpr std::uint64_t kPreloadSpace = 0xffff;
 constexpr std::uint64_t kClusterId = 4;
 constexpr int kMaxThreads = 64;
 
-enum class Side : int { kRaw = 0, kStoreR1 = 1, kStoreR3 = 2 };
-constexpr int kSides = 3;
+// The put benchmarks write to kRaw, kStoreR1 and kStoreR3; the get
+// benchmarks read from instances of their own (kRawRead, kStoreR3Read) that
+// hold the preloaded keys only, so both sides of a get pair read the same
+// data in the same state (all in the memtable) whatever puts ran before.
+enum class Side : int { kRaw, kStoreR1, kStoreR3, kRawRead, kStoreR3Read };
+constexpr int kSides = 5;
 
 [[noreturn]] void die(std::string_view what, const Status& s) {
   std::fprintf(stderr, "store_bench: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
@@ -103,15 +112,18 @@ struct StoreCounters {
   double fsyncs = 0;
   double lease_reads = 0;
   double read_index_reads = 0;
+  double all_reads = 0;
 
   static StoreCounters of(const Store& s) {
-    const std::string t = s.metrics_text();
     StoreCounters c;
-    c.rounds = metric_value(t, "kvcore_raft_rounds_total");
-    c.raftlog_writes = metric_value(t, "kvcore_raftlog_writes_total");
-    c.fsyncs = metric_value(t, "kvcore_raft_round_fsyncs_sum");
-    c.lease_reads = metric_value(t, "kvcore_reads_total{path=\"lease\"}");
-    c.read_index_reads = metric_value(t, "kvcore_reads_total{path=\"read_index\"}");
+    const auto m = [&](std::string_view name) { return static_cast<double>(s.metric(name)); };
+    c.rounds = m("kvcore_raft_rounds_total");
+    c.raftlog_writes = m("kvcore_raftlog_writes_total");
+    c.lease_reads = m("kvcore_reads_total{path=\"lease\"}");
+    c.read_index_reads = m("kvcore_reads_total{path=\"read_index\"}");
+    c.all_reads = m("kvcore_reads_total");
+    // metric() gives a histogram's count (rounds); the fsyncs are its sum.
+    c.fsyncs = metric_value(s.metrics_text(), "kvcore_raft_round_fsyncs_sum");
     return c;
   }
 };
@@ -197,6 +209,8 @@ struct World {
   std::unique_ptr<Engine> raw;
   std::unique_ptr<Cluster> r1;
   std::unique_ptr<Cluster> r3;
+  std::unique_ptr<Engine> raw_read;
+  std::unique_ptr<Cluster> r3_read;
   // Next key of each (side, thread): every put writes a new key.
   std::array<std::array<std::uint64_t, kMaxThreads>, kSides> next_seq{};
 };
@@ -205,8 +219,7 @@ World g_world;
 void ensure_open(Side side) {
   World& w = g_world;
   if (w.root.empty()) {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "store-bench-XXXXXX").string();
+    std::string tmpl = (std::filesystem::temp_directory_path() / "store-bench-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
     w.root = tmpl;
   }
@@ -220,11 +233,19 @@ void ensure_open(Side side) {
     case Side::kStoreR3:
       if (!w.r3) w.r3 = open_cluster(w.root + "/r3", 3);
       break;
+    case Side::kRawRead:
+      if (!w.raw_read) w.raw_read = open_raw(w.root + "/raw_read");
+      break;
+    case Side::kStoreR3Read:
+      if (!w.r3_read) w.r3_read = open_cluster(w.root + "/r3_read", 3);
+      break;
   }
 }
 
 void close_world() {
   World& w = g_world;
+  w.r3_read.reset();
+  w.raw_read.reset();
   w.r3.reset();
   w.r1.reset();
   w.raw.reset();
@@ -232,9 +253,16 @@ void close_world() {
 }
 
 Cluster* cluster_of(Side side) {
-  return side == Side::kStoreR1 ? g_world.r1.get()
-         : side == Side::kStoreR3 ? g_world.r3.get()
-                                  : nullptr;
+  switch (side) {
+    case Side::kStoreR1: return g_world.r1.get();
+    case Side::kStoreR3: return g_world.r3.get();
+    case Side::kStoreR3Read: return g_world.r3_read.get();
+    default: return nullptr;
+  }
+}
+
+Engine* raw_of(Side side) {
+  return side == Side::kRawRead ? g_world.raw_read.get() : g_world.raw.get();
 }
 
 // Latencies of one run, gathered from every thread after the timed loop.
@@ -243,8 +271,8 @@ Cluster* cluster_of(Side side) {
 struct RunSamples {
   std::mutex mu;
   std::condition_variable cv;
-  int arrived = 0;                  // guarded by mu
-  std::vector<double> latency_us;   // guarded by mu
+  int arrived = 0;                 // guarded by mu
+  std::vector<double> latency_us;  // guarded by mu
 };
 RunSamples g_samples;
 
@@ -364,29 +392,38 @@ void BM_Get(benchmark::State& state, Side side) {
   if (t == 0) {
     ensure_open(side);
     reset_samples();
+    // A write just before the reads: the leader's lease is fresh (it lasts
+    // max_lease, 900 ms, from the round that proposed it; a longer run
+    // renews it by one ReadIndex round). The raw side writes the same.
+    Status s;
     if (Cluster* c = cluster_of(side)) {
-      // A write just before the reads: the leader's lease is fresh (it lasts
-      // max_lease, 900 ms, from the round that proposed it).
-      if (Status s = c->leader->put(make_key(kPreloadSpace, 0), value()); !s.is_ok()) {
-        die("lease renewal put", s);
-      }
+      s = c->leader->put(make_key(kPreloadSpace, 0), value());
       before = StoreCounters::of(*c->leader);
+    } else {
+      auto b = raw_of(side)->new_write_batch();
+      b->put(CF::kDefault, make_key(kPreloadSpace, 0), value());
+      WriteOptions synced;
+      synced.sync = true;
+      s = raw_of(side)->write(*b, synced);
     }
+    if (!s.is_ok()) die("put before the reads", s);
   }
   KeyPicker picker(t);
   std::vector<double> lat;
   lat.reserve(1 << 16);
 
   for (auto _ : state) {
-    Engine* raw = g_world.raw.get();  // see BM_Put
-    Store* store = side == Side::kRaw ? nullptr : cluster_of(side)->leader;
+    Engine* raw = raw_of(side);  // see BM_Put
+    Cluster* c = cluster_of(side);
+    Store* store = c == nullptr ? nullptr : c->leader;
     const std::string key = make_key(kPreloadSpace, picker.next());
     const auto t0 = SteadyClock::now();
     Result<std::optional<std::string>> r =
         store == nullptr ? raw->get(CF::kDefault, key) : store->get(key);
     const auto t1 = SteadyClock::now();
     if (!r.is_ok() || !r->has_value()) {
-      state.SkipWithError(r.is_ok() ? "a preloaded key is missing" : r.status().to_string().c_str());
+      state.SkipWithError(r.is_ok() ? "a preloaded key is missing"
+                                    : r.status().to_string().c_str());
       break;
     }
     benchmark::DoNotOptimize(r);
@@ -402,6 +439,9 @@ void BM_Get(benchmark::State& state, Side side) {
     const double read_index = now.read_index_reads - before.read_index_reads;
     state.counters["lease_frac"] = lease + read_index > 0 ? lease / (lease + read_index) : 0;
     state.counters["read_index_reads"] = read_index;
+    // Every get of the run counted by the store (lease + ReadIndex) / gets.
+    state.counters["reads_counted"] =
+        (now.all_reads - before.all_reads) / static_cast<double>(all.size());
   }
 }
 
@@ -420,7 +460,8 @@ void register_all() {
         ->Threads(1)
         ->Threads(32);
   }
-  for (const auto& [side, name] : sides) {
+  const SideName read_sides[] = {{Side::kRawRead, "raw"}, {Side::kStoreR3Read, "store_r3"}};
+  for (const auto& [side, name] : read_sides) {
     const std::string get = std::string("get/") + name;
     benchmark::RegisterBenchmark(get.c_str(), BM_Get, side)
         ->UseRealTime()

@@ -245,13 +245,14 @@ int run(const std::string& dir) {
   const std::uint64_t follower = other_store(first);
   auto refused = c.store(follower).get("fruit/apple");
   if (!refused.is_ok()) {
+    // NotLeader carries the leader's store id: where a client sends it next.
     const auto* hint = refused.status().detail_as<kvcore::NotLeaderDetail>();
+    const std::string answer =
+        hint != nullptr && hint->leader_store_id != 0
+            ? "\"not leader, ask store " + std::to_string(hint->leader_store_id) + "\""
+            : refused.status().to_string();
     std::printf("   a follower does not serve requests: store %llu answers %s\n",
-                static_cast<unsigned long long>(follower),
-                hint != nullptr && hint->leader_store_id != 0
-                    ? ("\"not leader, ask store " + std::to_string(hint->leader_store_id) + "\"")
-                          .c_str()
-                    : refused.status().to_string().c_str());
+                static_cast<unsigned long long>(follower), answer.c_str());
   }
 
   std::printf("\n4. Stop the leader (store %llu) and let the other two elect a new one\n",
@@ -283,10 +284,12 @@ int run(const std::string& dir) {
               static_cast<unsigned long long>(c.region(first)->applied_index),
               static_cast<unsigned long long>(target));
   const auto t = Clock::now();
-  const bool caught_up =
-      wait_until([&] { return c.region(first)->applied_index >= c.region(second)->applied_index &&
-                              c.region(first)->applied_index >= target; },
-                 15s);
+  const bool caught_up = wait_until(
+      [&] {
+        return c.region(first)->applied_index >= c.region(second)->applied_index &&
+               c.region(first)->applied_index >= target;
+      },
+      15s);
   const kvcore::RegionStatus back = *c.region(first);
   if (!caught_up) {
     std::printf("   store %llu did not catch up: applied index %llu\n",
@@ -313,8 +316,8 @@ int run(const std::string& dir) {
     from = to + 1;
     if (line.starts_with('#')) continue;
     for (std::string_view name : wanted) {
-      if (line.starts_with(name) && (line.size() == name.size() || line[name.size()] == ' ' ||
-                                     line[name.size()] == '{')) {
+      if (line.starts_with(name) &&
+          (line.size() == name.size() || line[name.size()] == ' ' || line[name.size()] == '{')) {
         std::printf("   %.*s\n", static_cast<int>(line.size()), line.data());
       }
     }

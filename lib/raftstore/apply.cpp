@@ -33,15 +33,9 @@ bool ops_in_region(const std::vector<WriteOp>& ops, const RegionMeta& r) {
 void add_ops(WriteBatch& batch, const std::vector<WriteOp>& ops) {
   for (const auto& op : ops) {
     switch (op.kind) {
-      case WriteOpKind::kPut:
-        batch.put(op.cf, op.key, op.value);
-        break;
-      case WriteOpKind::kDelete:
-        batch.delete_key(op.cf, op.key);
-        break;
-      case WriteOpKind::kDeleteRange:
-        batch.delete_range(op.cf, op.key, op.value);
-        break;
+      case WriteOpKind::kPut: batch.put(op.cf, op.key, op.value); break;
+      case WriteOpKind::kDelete: batch.delete_key(op.cf, op.key); break;
+      case WriteOpKind::kDeleteRange: batch.delete_range(op.cf, op.key, op.value); break;
     }
   }
 }
@@ -97,8 +91,7 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
           sync = true;
         }
       } else if (cmd->header.epoch.version != region_.epoch.version) {
-        result = Status(Code::kUnavailable,
-                        fmt::format("region {} epoch changed", region_.id),
+        result = Status(Code::kUnavailable, fmt::format("region {} epoch changed", region_.id),
                         SubCode::kEpochNotMatch);
       } else if (!ops_in_region(cmd->writes, region_)) {
         result = key_not_in_region({}, region_);
@@ -168,10 +161,10 @@ void Peer::complete_proposals(raft::Index index, raft::Term term, const Status& 
     if (p.index == index && p.term == term) {
       p.done(result);
     } else {
-      p.done(Status(Code::kUnavailable,
-                    fmt::format("region {}: proposal at {} superseded by a newer term", region_.id,
-                                p.index),
-                    SubCode::kStaleCommand));
+      p.done(Status(
+          Code::kUnavailable,
+          fmt::format("region {}: proposal at {} superseded by a newer term", region_.id, p.index),
+          SubCode::kStaleCommand));
     }
   }
 }

@@ -54,9 +54,9 @@ Status Store::bootstrap(const StoreOptions& options,
     KVCORE_ASSIGN_OR_RETURN(StoreIdent have, decode_store_ident(*have_ident));
     KVCORE_ASSIGN_OR_RETURN(auto have_region, raft_engine->get_state(region.id, kRegionStateKey));
     if (!(have == ident) || !have_region) {
-      return Status::already_exists(fmt::format(
-          "bootstrap: {} already holds store {} of cluster {}", o.raft_path, have.store_id,
-          have.cluster_id));
+      return Status::already_exists(
+          fmt::format("bootstrap: {} already holds store {} of cluster {}", o.raft_path,
+                      have.store_id, have.cluster_id));
     }
     KVCORE_ASSIGN_OR_RETURN(RegionLocalState rs, decode_region_state(*have_region));
     if (!(rs.region.peers == region.peers)) {

@@ -36,11 +36,11 @@ namespace kvcore::raftstore {
 // Why a frame was refused: one label of the bad-frame counter each.
 enum class FrameReject : std::uint8_t {
   kNone,
-  kOversized,      // larger than FrameCheck::max_frame_bytes
-  kDecode,         // does not parse
-  kClusterId,      // another cluster's
-  kWrongStore,     // to_store is not this store, or from_store is 0 or this store
-  kBadMessage,     // a message or chunk fails the checks of decode_frame
+  kOversized,   // larger than FrameCheck::max_frame_bytes
+  kDecode,      // does not parse
+  kClusterId,   // another cluster's
+  kWrongStore,  // to_store is not this store, or from_store is 0 or this store
+  kBadMessage,  // a message or chunk fails the checks of decode_frame
 };
 [[nodiscard]] std::string_view to_string(FrameReject r) noexcept;
 

@@ -56,7 +56,10 @@ Status reconcile(raftlog::RaftLogEngine& engine, std::uint64_t region, const App
 }  // namespace
 
 Peer::Peer(const PeerContext& ctx, RegionMeta region, ApplyState apply, std::uint64_t self_peer)
-    : ctx_(ctx), region_(std::move(region)), apply_state_(std::move(apply)), self_peer_(self_peer) {}
+    : ctx_(ctx),
+      region_(std::move(region)),
+      apply_state_(std::move(apply)),
+      self_peer_(self_peer) {}
 
 Peer::~Peer() = default;
 
@@ -116,8 +119,8 @@ bool Peer::add_chunk(SnapshotChunk chunk, std::string* complete_data) {
   const bool same = a.msg_term == chunk.message.term && a.snap_index == meta.index &&
                     a.snap_term == meta.term && a.total == chunk.total_bytes;
   if (chunk.offset == 0) {
-    a = Assembly{chunk.from_peer.id, chunk.message.term, meta.index, meta.term, chunk.total_bytes,
-                 {}};
+    a = Assembly{chunk.from_peer.id, chunk.message.term, meta.index,
+                 meta.term,          chunk.total_bytes,  {}};
     a.data.reserve(std::min<std::uint64_t>(chunk.total_bytes, ctx_.options->max_frame_bytes));
   } else if (!same || chunk.offset != a.data.size()) {
     ctx_.metrics->snapshot_chunks_dropped.inc();
@@ -137,7 +140,8 @@ void Peer::step_snapshot(SnapshotChunk header, std::string data) {
       reader->state().region.id != region_.id) {
     ctx_.metrics->snapshot_chunks_dropped.inc();
     KVCORE_LOG_WARN("region {}: dropped a snapshot at {} that does not check out: {}", region_.id,
-                    meta.index, reader.is_ok() ? "index or region differs" : reader.status().to_string());
+                    meta.index,
+                    reader.is_ok() ? "index or region differs" : reader.status().to_string());
     return;
   }
   raft::Message m = std::move(header.message);
@@ -198,7 +202,8 @@ void Peer::propose(WriteRequest req) {
     return;
   }
   ctx_.metrics->proposals.inc();
-  proposals_.push_back({raw_->last_index(), raw_->term(), req.start, req.deadline, std::move(req.done)});
+  proposals_.push_back(
+      {raw_->last_index(), raw_->term(), req.start, req.deadline, std::move(req.done)});
 }
 
 void Peer::read(ReadRequest req) {
@@ -393,8 +398,8 @@ void Peer::send_snapshot(const raft::Message& m, Outbox& out) {
   std::size_t off = 0;
   do {
     const std::size_t n = std::min(chunk, data.size() - off);
-    SnapshotChunk c{region_.id, *from, *to, region_.epoch, header, off, data.size(),
-                    data.substr(off, n)};
+    SnapshotChunk c{region_.id, *from, *to,         region_.epoch,
+                    header,     off,   data.size(), data.substr(off, n)};
     out.chunks.emplace_back(to->store_id, std::move(c));
     ctx_.metrics->snapshot_chunks_sent.inc();
     off += n;
@@ -422,8 +427,8 @@ void Peer::publish_lease() {
   lease_->leader_peer = lead;
   lease_->term = raw_->term();
   lease_->applied_current_term = apply_state_.applied_term == raw_->term();
-  lease_->lease_until = (leader && raw_->lead_transferee() == raft::kNoNode) ? lease_until_
-                                                                              : Instant::min();
+  lease_->lease_until =
+      (leader && raw_->lead_transferee() == raft::kNoNode) ? lease_until_ : Instant::min();
 }
 
 void Peer::serve_waiting_reads() {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "kvcore/store.hpp"
-#include "runtime/clock.hpp"
 #include "raftstore/types.hpp"
+#include "runtime/clock.hpp"
 
 namespace kvcore::raftstore {
 

@@ -31,8 +31,7 @@ Result<StoreOptions> resolve_options(const StoreOptions& in) {
     return Status::invalid_argument("StoreOptions: tick_interval must be positive");
   }
   if (o.heartbeat_ticks <= 0 || o.election_ticks <= o.heartbeat_ticks) {
-    return Status::invalid_argument(
-        "StoreOptions: need 0 < heartbeat_ticks < election_ticks");
+    return Status::invalid_argument("StoreOptions: need 0 < heartbeat_ticks < election_ticks");
   }
   if (o.max_lease.count() < 0 || o.max_lease >= o.tick_interval * o.election_ticks) {
     return Status::invalid_argument(
@@ -73,8 +72,8 @@ Status StoreImpl::start() {
   }
   raftlog::RaftLogOptions ro;
   KVCORE_ASSIGN_OR_RETURN(raft_engine_, raftlog::RaftLogEngine::open(options_.raft_path, ro));
-  KVCORE_ASSIGN_OR_RETURN(kv_, open_engine(options_.engine, options_.kv_path,
-                                           options_.engine_options));
+  KVCORE_ASSIGN_OR_RETURN(kv_,
+                          open_engine(options_.engine, options_.kv_path, options_.engine_options));
 
   const StoreIdent want{options_.cluster_id, options_.store_id};
   KVCORE_ASSIGN_OR_RETURN(auto ident_raw, raft_engine_->get_state(kStoreRegion, kStoreIdentKey));
@@ -397,9 +396,8 @@ Status StoreImpl::deliver(std::string_view bytes) {
     std::shared_lock lock(routes_mu_);
     if (known_stores_.count(frame->from_store) == 0) {
       metrics_.bad_frames_unknown_store.inc();
-      return Status::invalid_argument(
-          fmt::format("frame from store {}, which hosts no peer of a region here",
-                      frame->from_store));
+      return Status::invalid_argument(fmt::format(
+          "frame from store {}, which hosts no peer of a region here", frame->from_store));
     }
   }
   metrics_.frames_received.inc();
@@ -408,9 +406,7 @@ Status StoreImpl::deliver(std::string_view bytes) {
   return Status::ok();
 }
 
-void StoreImpl::report_unreachable(std::uint64_t store_id) {
-  enqueue(UnreachableInput{store_id});
-}
+void StoreImpl::report_unreachable(std::uint64_t store_id) { enqueue(UnreachableInput{store_id}); }
 
 Status StoreImpl::transfer_leader(std::uint64_t region_id, std::uint64_t to_store) {
   {

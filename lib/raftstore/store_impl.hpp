@@ -12,8 +12,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <variant>
 #include <vector>
@@ -121,7 +121,7 @@ class StoreImpl final : public Store {
   // Routing for request threads.
   mutable std::shared_mutex routes_mu_;
   std::map<std::string, std::shared_ptr<LeaseState>> by_start_key_;  // guarded by routes_mu_
-  std::map<std::uint64_t, std::shared_ptr<LeaseState>> by_region_;  // guarded by routes_mu_
+  std::map<std::uint64_t, std::shared_ptr<LeaseState>> by_region_;   // guarded by routes_mu_
   std::set<std::uint64_t> known_stores_;                             // guarded by routes_mu_
 
   std::mutex inbox_mu_;

@@ -20,8 +20,8 @@ StoreMetrics::StoreMetrics(metrics::Registry& r)
                                  "Committed entries whose command did not decode (skipped)")),
       rounds(r.counter("kvcore_raft_rounds_total", "Rounds of the raft thread")),
       raftlog_writes(r.counter("kvcore_raftlog_writes_total", "Writes to the raft log engine")),
-      fsyncs_per_round(r.histogram("kvcore_raft_round_fsyncs", "Raft log fsyncs per raft round",
-                                   {0, 1, 2, 4})),
+      fsyncs_per_round(
+          r.histogram("kvcore_raft_round_fsyncs", "Raft log fsyncs per raft round", {0, 1, 2, 4})),
       regions_per_raftlog_write(r.histogram("kvcore_raftlog_write_regions",
                                             "Regions written by one raft log write",
                                             metrics::exponential_buckets(1, 2, 10))),
@@ -44,8 +44,7 @@ StoreMetrics::StoreMetrics(metrics::Registry& r)
       snapshots_generated(
           r.counter("kvcore_snapshots_generated_total", "Region snapshots generated")),
       snapshots_sent(r.counter("kvcore_snapshots_sent_total", "Snapshots sent")),
-      snapshot_chunks_sent(
-          r.counter("kvcore_snapshot_chunks_sent_total", "Snapshot chunks sent")),
+      snapshot_chunks_sent(r.counter("kvcore_snapshot_chunks_sent_total", "Snapshot chunks sent")),
       snapshot_chunks_received(
           r.counter("kvcore_snapshot_chunks_received_total", "Snapshot chunks received")),
       snapshot_chunks_dropped(r.counter("kvcore_snapshot_chunks_dropped_total",

@@ -124,15 +124,9 @@ void StoreImpl::async_write(RawBatch batch, const RequestOptions& opts, WriteCal
     w.key = op.key;
     w.value = op.value;
     switch (op.kind) {
-      case RawBatch::OpKind::kPut:
-        w.kind = WriteOpKind::kPut;
-        break;
-      case RawBatch::OpKind::kDelete:
-        w.kind = WriteOpKind::kDelete;
-        break;
-      case RawBatch::OpKind::kDeleteRange:
-        w.kind = WriteOpKind::kDeleteRange;
-        break;
+      case RawBatch::OpKind::kPut: w.kind = WriteOpKind::kPut; break;
+      case RawBatch::OpKind::kDelete: w.kind = WriteOpKind::kDelete; break;
+      case RawBatch::OpKind::kDeleteRange: w.kind = WriteOpKind::kDeleteRange; break;
     }
     req.ops.push_back(std::move(w));
   }
@@ -152,8 +146,7 @@ Result<std::vector<KvPair>> StoreImpl::scan(std::string_view start, std::string_
                                             std::size_t limit, bool reverse,
                                             const RequestOptions& opts) {
   using R = Result<std::vector<KvPair>>;
-  return wait_for<R>(
-      [&](auto cb) { async_scan(start, end, limit, reverse, opts, std::move(cb)); });
+  return wait_for<R>([&](auto cb) { async_scan(start, end, limit, reverse, opts, std::move(cb)); });
 }
 
 Status StoreImpl::write(RawBatch batch, const RequestOptions& opts) {

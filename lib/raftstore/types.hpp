@@ -146,7 +146,7 @@ struct SnapshotChunk {
   PeerMeta from_peer;
   PeerMeta to_peer;
   RegionEpoch epoch;
-  raft::Message message;  // kSnapshot; message.snapshot->data is empty
+  raft::Message message;          // kSnapshot; message.snapshot->data is empty
   std::uint64_t offset = 0;       // of `data` within the whole snapshot data
   std::uint64_t total_bytes = 0;  // of the whole snapshot data
   std::string data;

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "kvcore/store.hpp"
-#include "raftstore/codec.hpp"
 #include "local_cluster.hpp"
+#include "raftstore/codec.hpp"
 #include "seed.hpp"
 
 using namespace std::chrono_literals;
@@ -146,9 +146,8 @@ TEST_CASE("leader crash: every acknowledged write survives and a new leader serv
     for (int i = 0; i < 40; ++i) {
       kvcore::RawBatch b;
       b.put(key(i), val(i));
-      c.store(leader).async_write(std::move(b), {}, [&acked, i](kvcore::Status s) {
-        acked.emplace(i, std::move(s));
-      });
+      c.store(leader).async_write(
+          std::move(b), {}, [&acked, i](kvcore::Status s) { acked.emplace(i, std::move(s)); });
       if (i % 8 == 0) c.sim().run_for(20ms);
     }
     c.crash(leader);
@@ -168,8 +167,7 @@ TEST_CASE("leader crash: every acknowledged write survives and a new leader serv
     // The old leader comes back and catches up.
     REQUIRE(c.restart(leader).is_ok());
     c.sim().run_for(3s);
-    CHECK(region_of(c.store(leader)).applied_index ==
-          region_of(c.store(c.leader())).applied_index);
+    CHECK(region_of(c.store(leader)).applied_index == region_of(c.store(c.leader())).applied_index);
   }
 }
 
@@ -228,7 +226,9 @@ TEST_CASE("a partitioned old leader stops lease reads when its lease runs out") 
   // Within its lease the isolated leader still serves reads locally (no
   // other leader can exist yet) ...
   c.sim().run_for(300ms);
-  const auto lease_reads = [&] { return c.store(old).metric("kvcore_reads_total{path=\"lease\"}"); };
+  const auto lease_reads = [&] {
+    return c.store(old).metric("kvcore_reads_total{path=\"lease\"}");
+  };
   const auto before = lease_reads();
   REQUIRE(c.get(old, "x", 50ms)->value_or("") == "1");
   CHECK(lease_reads() == before + 1);

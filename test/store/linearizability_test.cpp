@@ -57,8 +57,8 @@ struct Workload {
 
   void follow_hint(std::size_t client, const Status& s) {
     const auto* d = s.detail_as<kvcore::NotLeaderDetail>();
-    guess[client] = (d != nullptr && d->leader_store_id != 0) ? d->leader_store_id
-                                                               : 1 + rng.next() % c.size();
+    guess[client] =
+        (d != nullptr && d->leader_store_id != 0) ? d->leader_store_id : 1 + rng.next() % c.size();
   }
 
   void schedule(std::size_t client) {
@@ -92,9 +92,8 @@ struct Workload {
         b.put(key, *op.value);
       }
       history.push_back(op);
-      c.store(id).async_write(std::move(b), opts, [this, client, slot](Status s) {
-        finish_write(client, slot, s);
-      });
+      c.store(id).async_write(std::move(b), opts,
+                              [this, client, slot](Status s) { finish_write(client, slot, s); });
     } else {
       op.kind = Operation::Kind::kRead;
       history.push_back(op);
@@ -107,8 +106,9 @@ struct Workload {
 
   void finish_write(std::size_t client, std::size_t slot, const Status& s) {
     Operation& op = history[slot];
-    if (!s.is_ok()) ++failures[fmt::format("write {}/{}", kvcore::to_string(s.code()),
-                                          kvcore::to_string(s.sub_code()))];
+    if (!s.is_ok())
+      ++failures[fmt::format("write {}/{}", kvcore::to_string(s.code()),
+                             kvcore::to_string(s.sub_code()))];
     if (s.is_ok()) {
       op.ret = now();
       ++writes_ok;
@@ -146,9 +146,7 @@ void inject_fault(LocalCluster& c, kvcore::test::Rng& rng) {
   const auto ids = c.store_ids();
   const std::uint64_t victim = ids[rng.next() % ids.size()];
   switch (rng.next() % 6) {
-    case 0:
-      c.net().isolate(c.leader() != 0 ? c.leader() : victim);
-      break;
+    case 0: c.net().isolate(c.leader() != 0 ? c.leader() : victim); break;
     case 1: {
       std::vector<std::uint64_t> rest;
       for (auto id : ids) {

@@ -69,8 +69,8 @@ struct RealCluster {
         return last;
       }
       const auto* d = last.detail_as<kvcore::NotLeaderDetail>();
-      id = (d != nullptr && d->leader_store_id != 0) ? d->leader_store_id
-                                                      : 1 + (id % stores.size());
+      id =
+          (d != nullptr && d->leader_store_id != 0) ? d->leader_store_id : 1 + (id % stores.size());
       std::this_thread::yield();
     }
     return last;

@@ -51,10 +51,10 @@ struct LocalClusterOptions {
   EngineKind engine = EngineKind::kMemory;
   // Applied to each store's options after the defaults above, at creation.
   // Changes for one restart go through mutable_options().
-  std::function<void(StoreOptions&)> tune;
+  std::function<void(StoreOptions&)> tune = {};
   // Store i's clock runs with clock_skews[i-1] (offset and drift against the
   // simulator); stores past the end of the list run on the simulator's time.
-  std::vector<runtime::ClockSkew> clock_skews;
+  std::vector<runtime::ClockSkew> clock_skews = {};
   // StoreOptions::tick_interval of every store.
   std::chrono::milliseconds tick{100};
 };
