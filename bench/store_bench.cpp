@@ -151,6 +151,7 @@ std::unique_ptr<Cluster> open_cluster(const std::string& dir, std::uint64_t n) {
   auto c = std::make_unique<Cluster>();
   c->net_rt = std::make_unique<runtime::RealRuntime>();
   c->net = std::make_unique<MemoryNetwork>(*c->net_rt);
+  c->net->set_inline_delivery(true);
   std::vector<std::uint64_t> ids;
   for (std::uint64_t id = 1; id <= n; ++id) ids.push_back(id);
   for (std::uint64_t id : ids) {

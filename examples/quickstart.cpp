@@ -65,6 +65,7 @@ class TempDir {
 class Cluster {
  public:
   explicit Cluster(const std::string& dir) : net_(runtime_) {
+    net_.set_inline_delivery(true);  // frames go straight to the receiving store
     for (std::uint64_t id : kStoreIds) {
       kvcore::StoreOptions o;
       o.cluster_id = kClusterId;

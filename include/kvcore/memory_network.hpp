@@ -94,6 +94,14 @@ class MemoryNetwork {
   void detach(std::uint64_t store_id);
   [[nodiscard]] bool attached(std::uint64_t store_id) const;
 
+  // With `on`, a frame that has no delay to wait (no delay or duplication
+  // configured, nothing queued ahead of it on its link) is handed to the
+  // destination's deliver() on the sending thread instead of through a timer:
+  // one thread hop less per frame (real runtimes: quickstart, benchmarks).
+  // Off by default, so a simulation interleaves deliveries with everything
+  // else. Store::deliver only queues, so it never calls back into the sender.
+  void set_inline_delivery(bool on);
+
   // --- faults; all apply to frames sent from now on ---
 
   // Each frame is dropped with probability `p` (0 disables; 1 drops all).

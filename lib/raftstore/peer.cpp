@@ -99,6 +99,8 @@ Result<std::unique_ptr<Peer>> Peer::load(const PeerContext& ctx, std::uint64_t r
   cfg.read_only_option = raft::ReadOnlyOption::kSafe;
   cfg.disable_proposal_forwarding = true;
   cfg.seed = seed;
+  KVCORE_ASSIGN_OR_RETURN(raft::RaftState initial, p->storage_->initial_state());
+  p->persisted_hs_ = initial.hard_state;
   KVCORE_ASSIGN_OR_RETURN(p->raw_, raft::RawNode::create(cfg, *p->storage_));
   p->publish_lease();
   return p;
@@ -328,7 +330,18 @@ Status Peer::begin_ready(Instant round_start, raftlog::LogBatch& batch, Outbox& 
     }
     for (const auto& e : rd.entries) log_bytes_ += e.byte_size();
   }
-  if (rd.hard_state) storage_->log().set_hard_state(batch, *rd.hard_state);
+  if (rd.hard_state) {
+    // A change of the commit index alone is not written: raft does not need
+    // it durable, and load() raises the commit index to the applied index.
+    // That saves a raft log write in the round that commits (on the path of
+    // every write).
+    const raft::HardState& hs = *rd.hard_state;
+    if (hs.term != persisted_hs_.term || hs.vote != persisted_hs_.vote || !rd.entries.empty() ||
+        !rd.snapshot.empty()) {
+      storage_->log().set_hard_state(batch, hs);
+      persisted_hs_ = hs;
+    }
+  }
   if (rd.must_sync) *sync = true;
   return Status::ok();
 }

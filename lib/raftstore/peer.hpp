@@ -147,6 +147,7 @@ class Peer {
   std::shared_ptr<LeaseState> lease_ = std::make_shared<LeaseState>();
 
   std::optional<raft::Ready> pending_ready_;
+  raft::HardState persisted_hs_;  // the last hard state put into a raft log batch
   raft::SoftState soft_;
   std::deque<Proposal> proposals_;
   // Entries appended by this peer as leader, with the start of the round

@@ -297,33 +297,29 @@ void StoreImpl::run_round() {
       readied.push_back(peer.get());
     }
     if (readied.empty()) break;
+    if (batch.empty()) {
+      // Nothing to persist (typically the pass that commits): apply and
+      // answer the proposers first, then send the commit index along.
+      if (!finish_all(readied, out)) return;
+      send_outbox(out);
+      continue;
+    }
     // The leader's appends leave before its own fsync, so followers persist
     // in parallel with it.
     send_outbox(out);
-    if (!batch.empty()) {
-      const std::uint64_t before = raft_engine_->fsyncs();
-      Status s = raft_engine_->write(batch, sync && options_.sync_log);
-      if (!s.is_ok()) {
-        KVCORE_LOG_ERROR("store {}: raft log write failed, store stops: {}", options_.store_id,
-                         s.to_string());
-        failed_ = true;
-        for (auto& [id, peer] : peers_) peer->fail_all(s);
-        return;
-      }
-      fsyncs += raft_engine_->fsyncs() - before;
-      metrics_.raftlog_writes.inc();
-      metrics_.regions_per_raftlog_write.observe(static_cast<double>(readied.size()));
+    const std::uint64_t before = raft_engine_->fsyncs();
+    Status s = raft_engine_->write(batch, sync && options_.sync_log);
+    if (!s.is_ok()) {
+      KVCORE_LOG_ERROR("store {}: raft log write failed, store stops: {}", options_.store_id,
+                       s.to_string());
+      failed_ = true;
+      for (auto& [id, peer] : peers_) peer->fail_all(s);
+      return;
     }
-    for (Peer* p : readied) {
-      Status s = p->finish_ready(out);
-      if (!s.is_ok()) {
-        KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, p->region_id(),
-                         s.to_string());
-        failed_ = true;
-        for (auto& [id, peer] : peers_) peer->fail_all(s);
-        return;
-      }
-    }
+    fsyncs += raft_engine_->fsyncs() - before;
+    metrics_.raftlog_writes.inc();
+    metrics_.regions_per_raftlog_write.observe(static_cast<double>(readied.size()));
+    if (!finish_all(readied, out)) return;
     send_outbox(out);
   }
   metrics_.fsyncs_per_round.observe(static_cast<double>(fsyncs));
@@ -341,6 +337,20 @@ void StoreImpl::run_round() {
     }
     if (post) raft_exec_->post([this] { run_round(); });
   }
+}
+
+bool StoreImpl::finish_all(const std::vector<Peer*>& readied, Outbox& out) {
+  for (Peer* p : readied) {
+    Status s = p->finish_ready(out);
+    if (!s.is_ok()) {
+      KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, p->region_id(),
+                       s.to_string());
+      failed_ = true;
+      for (auto& [id, peer] : peers_) peer->fail_all(s);
+      return false;
+    }
+  }
+  return true;
 }
 
 void StoreImpl::send_frame(std::uint64_t to, Frame& frame) {

@@ -96,12 +96,17 @@ class StoreImpl final : public Store {
   void run_round();
   void handle(Input& in);
   void send_outbox(Outbox& out);
+  // finish_ready() of each peer; false (and the store failed) on an error.
+  [[nodiscard]] bool finish_all(const std::vector<Peer*>& readied, Outbox& out);
   void send_frame(std::uint64_t to, Frame& frame);
   void refresh_status();
   void fail_input(Input& in, const Status& s);
 
   // The lease state of the region holding `key`; nullptr when none.
   [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;
+  // A point get served under the lease on this thread; nullopt when it must
+  // go through the raft thread (no lease, not yet applied in its term).
+  [[nodiscard]] std::optional<Result<std::optional<std::string>>> lease_get(std::string_view key);
   // Serves `req` locally when the lease allows; otherwise queues it.
   void read(ReadRequest req, std::string_view route_key);
 
@@ -120,7 +125,7 @@ class StoreImpl final : public Store {
 
   // Routing for request threads.
   mutable std::shared_mutex routes_mu_;
-  std::map<std::string, std::shared_ptr<LeaseState>> by_start_key_;  // guarded by routes_mu_
+  std::map<std::string, std::shared_ptr<LeaseState>, std::less<>> by_start_key_;  // guarded by routes_mu_
   std::map<std::uint64_t, std::shared_ptr<LeaseState>> by_region_;   // guarded by routes_mu_
   std::set<std::uint64_t> known_stores_;                             // guarded by routes_mu_
 

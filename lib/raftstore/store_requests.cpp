@@ -2,7 +2,9 @@
 // the caller's thread; everything else is queued for the raft thread.
 #include <fmt/format.h>
 
-#include <future>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "raftstore/store_impl.hpp"
@@ -16,24 +18,66 @@ Instant deadline_of(runtime::Clock& clock, const RequestOptions& opts) {
 }
 
 // Runs an async call and waits for its callback. REQUIRES: not on a store
-// thread nor on a simulation's thread (see store.hpp).
+// thread nor on a simulation's thread (see store.hpp). A mutex and a
+// condition variable, not std::promise: libstdc++'s set_value makes a futex
+// call every time.
 template <class T, class Call>
 T wait_for(Call&& call) {
-  auto promise = std::make_shared<std::promise<T>>();
-  auto future = promise->get_future();
-  call([promise](T v) { promise->set_value(std::move(v)); });
-  return future.get();
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<T> value;
+  };
+  auto slot = std::make_shared<Slot>();
+  call([slot](T v) {
+    std::lock_guard lock(slot->mu);
+    slot->value.emplace(std::move(v));
+    slot->cv.notify_one();
+  });
+  std::unique_lock lock(slot->mu);
+  slot->cv.wait(lock, [&] { return slot->value.has_value(); });
+  return std::move(*slot->value);
 }
 
 }  // namespace
 
 std::shared_ptr<LeaseState> StoreImpl::route(std::string_view key) const {
   std::shared_lock lock(routes_mu_);
-  auto it = by_start_key_.upper_bound(std::string(key));
+  auto it = by_start_key_.upper_bound(key);
   if (it == by_start_key_.begin()) return nullptr;
   --it;
   std::lock_guard l(it->second->mu);
   return it->second->region.contains(key) ? it->second : nullptr;
+}
+
+std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::string_view key) {
+  auto lease = route(key);
+  if (!lease) {
+    return Result<std::optional<std::string>>(
+        Status(Code::kUnavailable, "no region here holds the key", SubCode::kRegionNotFound));
+  }
+  {
+    std::lock_guard lock(lease->mu);
+    if (!lease->leader) {
+      metrics_.not_leader.inc();
+      return Result<std::optional<std::string>>(
+          not_leader_status(lease->region.id, lease->leader_store, lease->leader_peer));
+    }
+    if (lease->lease_until == Instant::min() || !lease->applied_current_term) return std::nullopt;
+  }
+  // The read first, the clock second: the read sees the engine as of some
+  // moment before the check, and if the lease holds at the check it held
+  // then (the same argument as a snapshot taken before the check).
+  auto value = kv_->get(CF::kDefault, key);
+  {
+    std::lock_guard lock(lease->mu);
+    if (!lease->leader || !lease->applied_current_term ||
+        rt_->clock().now() >= lease->lease_until) {
+      return std::nullopt;
+    }
+  }
+  metrics_.lease_reads.inc();
+  return value;
 }
 
 void StoreImpl::read(ReadRequest req, std::string_view route_key) {
@@ -79,6 +123,10 @@ void StoreImpl::read(ReadRequest req, std::string_view route_key) {
 }
 
 void StoreImpl::async_get(std::string_view key, const RequestOptions& opts, GetCallback done) {
+  if (auto local = lease_get(key)) {
+    done(std::move(*local));
+    return;
+  }
   ReadRequest req;
   req.args = GetArgs{std::string(key)};
   req.start = rt_->clock().now();
@@ -138,6 +186,7 @@ void StoreImpl::async_write(RawBatch batch, const RequestOptions& opts, WriteCal
 
 Result<std::optional<std::string>> StoreImpl::get(std::string_view key,
                                                   const RequestOptions& opts) {
+  if (auto local = lease_get(key)) return std::move(*local);
   using R = Result<std::optional<std::string>>;
   return wait_for<R>([&](auto cb) { async_get(key, opts, std::move(cb)); });
 }

@@ -83,6 +83,10 @@ class MemoryNetwork::Core : public std::enable_shared_from_this<MemoryNetwork::C
     std::lock_guard lock(mu_);
     drop_rate_ = p;
   }
+  void set_inline_delivery(bool on) {
+    std::lock_guard lock(mu_);
+    inline_ = on;
+  }
   void set_duplicate_rate(double p) {
     std::lock_guard lock(mu_);
     duplicate_rate_ = p;
@@ -231,12 +235,14 @@ class MemoryNetwork::Core : public std::enable_shared_from_this<MemoryNetwork::C
   std::set<LinkKey> blocked_;                         // guarded by mu_
   std::vector<std::pair<FilterId, Filter>> filters_;  // guarded by mu_
   FilterId next_filter_id_ = 1;                       // guarded by mu_
+  bool inline_ = false;                               // guarded by mu_
 };
 
 void MemoryNetwork::Core::send(std::uint64_t from, std::uint64_t to, std::string frame) {
   std::array<Instant, 2> deadlines{};
   std::size_t copies = 0;
   bool report = false;
+  Store* inline_to = nullptr;
   {
     std::lock_guard lock(mu_);
     Link& link = links_[{from, to}];
@@ -260,6 +266,13 @@ void MemoryNetwork::Core::send(std::uint64_t from, std::uint64_t to, std::string
                             [&](const auto& f) { return f.second(from, to, frame); }) ||
                (drop_rate_ > 0 && random_.chance(drop_rate_))) {
       count_drop(link);
+    } else if (inline_ && max_delay_ == Duration::zero() && duplicate_rate_ == 0 &&
+               link.pending.empty()) {
+      // Inline delivery: straight into the destination on this thread.
+      ++link.counts.delivered;
+      ++total_.delivered;
+      inline_to = dest->second.store;
+      ++dest->second.busy;
     } else {
       copies = (duplicate_rate_ > 0 && random_.chance(duplicate_rate_)) ? 2 : 1;
       const Instant now = rt_.clock().now();
@@ -278,6 +291,12 @@ void MemoryNetwork::Core::send(std::uint64_t from, std::uint64_t to, std::string
       link.counts.in_flight += copies;
       total_.in_flight += copies;
     }
+  }
+  if (inline_to != nullptr) {
+    static_cast<void>(inline_to->deliver(frame));
+    std::lock_guard lock(mu_);
+    if (--node(to).busy == 0) idle_.notify_all();
+    return;
   }
   // Scheduled outside the lock: a real timer thread takes its own mutex, and
   // its tasks take ours.
@@ -340,6 +359,7 @@ bool MemoryNetwork::attached(std::uint64_t store_id) const { return core_->attac
 
 void MemoryNetwork::set_drop_rate(double p) { core_->set_drop_rate(p); }
 void MemoryNetwork::set_duplicate_rate(double p) { core_->set_duplicate_rate(p); }
+void MemoryNetwork::set_inline_delivery(bool on) { core_->set_inline_delivery(on); }
 void MemoryNetwork::set_delay(std::chrono::nanoseconds min, std::chrono::nanoseconds max) {
   core_->set_delay(std::chrono::duration_cast<Duration>(min),
                    std::chrono::duration_cast<Duration>(max));

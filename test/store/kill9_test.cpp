@@ -108,6 +108,7 @@ class RealCluster {
  public:
   RealCluster(const TempDir& dir, std::size_t stores, EngineKind engine, std::uint64_t seed)
       : rt_(seed), net_(rt_) {
+    net_.set_inline_delivery(true);
     for (std::uint64_t id = 1; id <= stores; ++id) {
       options_.push_back(store_options(dir, id, engine, rt_));
       ids_.push_back(id);

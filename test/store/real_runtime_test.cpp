@@ -27,6 +27,7 @@ struct RealCluster {
   std::vector<std::unique_ptr<kvcore::Store>> stores;
 
   explicit RealCluster(std::size_t n) {
+    net.set_inline_delivery(true);
     std::vector<std::uint64_t> ids;
     for (std::size_t i = 1; i <= n; ++i) ids.push_back(i);
     for (std::uint64_t id : ids) {
