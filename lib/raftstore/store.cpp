@@ -149,6 +149,7 @@ StoreImpl::~StoreImpl() {
   if (raft_exec_) raft_exec_->shutdown();
   const Status stopping = Status::unavailable("the store is stopping");
   for (auto& in : left) fail_input(in, stopping);
+  std::lock_guard lock(round_mu_);
   for (auto& [id, peer] : peers_) peer->fail_all(stopping);
   raft_exec_.reset();
   peers_.clear();
@@ -162,7 +163,7 @@ void StoreImpl::fail_input(Input& in, const Status& s) {
   }
 }
 
-void StoreImpl::enqueue(Input in) {
+void StoreImpl::enqueue(Input in, bool run_here) {
   bool post = false;
   {
     std::lock_guard lock(inbox_mu_);
@@ -176,7 +177,13 @@ void StoreImpl::enqueue(Input in) {
       post = true;
     }
   }
-  if (post) raft_exec_->post([this] { run_round(); });
+  if (!post) return;  // the round already due takes it
+  if (run_here && round_mu_.try_lock()) {
+    std::lock_guard lock(round_mu_, std::adopt_lock);
+    run_round_locked();
+    return;
+  }
+  raft_exec_->post([this] { run_round(); });
 }
 
 void StoreImpl::schedule_tick() {
@@ -262,6 +269,11 @@ void StoreImpl::handle(Input& in) {
 }
 
 void StoreImpl::run_round() {
+  std::lock_guard lock(round_mu_);
+  run_round_locked();
+}
+
+void StoreImpl::run_round_locked() {
   std::vector<Input> inputs;
   {
     std::lock_guard lock(inbox_mu_);

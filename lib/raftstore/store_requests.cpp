@@ -146,6 +146,11 @@ void StoreImpl::async_scan(std::string_view start, std::string_view end, std::si
 }
 
 void StoreImpl::async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) {
+  async_write_impl(std::move(batch), opts, std::move(done), false);
+}
+
+void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, WriteCallback done,
+                                 bool run_here) {
   if (batch.empty()) {
     done(Status::invalid_argument("empty write batch"));
     return;
@@ -181,7 +186,7 @@ void StoreImpl::async_write(RawBatch batch, const RequestOptions& opts, WriteCal
   req.start = rt_->clock().now();
   req.deadline = deadline_of(rt_->clock(), opts);
   req.done = std::move(done);
-  enqueue(WriteInput{std::move(req)});
+  enqueue(WriteInput{std::move(req)}, run_here);
 }
 
 Result<std::optional<std::string>> StoreImpl::get(std::string_view key,
@@ -199,7 +204,8 @@ Result<std::vector<KvPair>> StoreImpl::scan(std::string_view start, std::string_
 }
 
 Status StoreImpl::write(RawBatch batch, const RequestOptions& opts) {
-  return wait_for<Status>([&](auto cb) { async_write(std::move(batch), opts, std::move(cb)); });
+  return wait_for<Status>(
+      [&](auto cb) { async_write_impl(std::move(batch), opts, std::move(cb), /*run_here=*/true); });
 }
 
 Status StoreImpl::put(std::string_view key, std::string_view value, const RequestOptions& opts) {
