@@ -192,7 +192,9 @@ TEST_CASE("a register history under partitions, crashes and transfers is lineari
     c.net().set_drop_rate(0.02);
     REQUIRE(c.wait_leader() != 0);
 
-    Workload w{c, kvcore::test::Rng(seed ^ 0x5eed), {}, std::vector<std::uint64_t>(5, 0)};
+    Workload w{
+        c, kvcore::test::Rng(seed ^ 0x5eed), {}, std::vector<std::uint64_t>(5, 0), false, 0, 0, 0,
+        {}};
     for (std::size_t client = 0; client < w.guess.size(); ++client) w.schedule(client);
     kvcore::test::Rng faults(seed ^ 0xfa17);
     for (int step = 0; step < 20; ++step) {
