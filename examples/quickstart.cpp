@@ -26,8 +26,8 @@
 
 #include "kvcore/engine/registry.hpp"
 #include "kvcore/memory_network.hpp"
+#include "kvcore/runtime.hpp"
 #include "kvcore/store.hpp"
-#include "runtime/real_runtime.hpp"
 
 namespace {
 
@@ -64,7 +64,7 @@ class TempDir {
 // network before the runtime, as their contracts require.
 class Cluster {
  public:
-  explicit Cluster(const std::string& dir) : net_(runtime_) {
+  explicit Cluster(const std::string& dir) : net_(*runtime_) {
     net_.set_inline_delivery(true);  // frames go straight to the receiving store
     for (std::uint64_t id : kStoreIds) {
       kvcore::StoreOptions o;
@@ -72,7 +72,7 @@ class Cluster {
       o.store_id = id;
       o.path = dir + "/store" + std::to_string(id);
       o.engine = kvcore::default_engine;
-      o.runtime = &runtime_;
+      o.runtime = runtime_.get();
       options_.push_back(o);
       stores_.emplace_back();
     }
@@ -138,7 +138,7 @@ class Cluster {
   }
 
  private:
-  kvcore::runtime::RealRuntime runtime_;
+  std::shared_ptr<kvcore::runtime::Runtime> runtime_ = kvcore::make_real_runtime();
   kvcore::MemoryNetwork net_;
   std::vector<kvcore::StoreOptions> options_;
   std::vector<std::unique_ptr<kvcore::Store>> stores_;  // index id-1; null when stopped

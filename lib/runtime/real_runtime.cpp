@@ -1,5 +1,7 @@
 #include "runtime/real_runtime.hpp"
 
+#include "kvcore/runtime.hpp"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -179,3 +181,11 @@ std::unique_ptr<Executor> RealRuntime::make_executor(std::string name, std::size
 }
 
 }  // namespace kvcore::runtime
+
+namespace kvcore {
+
+std::shared_ptr<runtime::Runtime> make_real_runtime() {
+  return std::make_shared<runtime::RealRuntime>();
+}
+
+}  // namespace kvcore
