@@ -232,6 +232,18 @@ class Store {
   // outcome.
   [[nodiscard]] virtual Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) = 0;
 
+  // Splits region `region_id` (this store's peer must lead it) at
+  // `split_keys` (ascending, strictly inside the region) into
+  // split_keys.size() + 1 regions in one raft command: the region keeps the
+  // keys below the first split key. Done when applied on this store; the new
+  // regions then elect leaders of their own. Requests routed with the old
+  // range fail with EpochNotMatch or KeyNotInRegion: route them again.
+  [[nodiscard]] virtual Status split_region(std::uint64_t region_id,
+                                            std::vector<std::string> split_keys,
+                                            const RequestOptions& opts = {}) = 0;
+  virtual void async_split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
+                                  const RequestOptions& opts, WriteCallback done) = 0;
+
   [[nodiscard]] virtual std::uint64_t store_id() const = 0;
   [[nodiscard]] virtual std::vector<RegionStatus> regions() const = 0;
   // Counters and histograms in the Prometheus text exposition format.

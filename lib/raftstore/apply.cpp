@@ -13,6 +13,7 @@
 #include "raftstore/codec.hpp"
 #include "raftstore/keys.hpp"
 #include "raftstore/peer.hpp"
+#include "raftstore/region_init.hpp"
 #include "util/log.hpp"
 
 namespace kvcore::raftstore {
@@ -93,6 +94,9 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
       } else if (cmd->header.epoch.version != region_.epoch.version) {
         result = Status(Code::kUnavailable, fmt::format("region {} epoch changed", region_.id),
                         SubCode::kEpochNotMatch);
+      } else if (cmd->batch_split) {
+        result = apply_split(*cmd->batch_split, *batch);
+        if (result.is_ok()) sync = true;
       } else if (!ops_in_region(cmd->writes, region_)) {
         result = key_not_in_region({}, region_);
       } else {
@@ -141,6 +145,13 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
     storage_->log().set_conf_state(lb, apply_state_.conf_state);
     lb.put_state(region_.id, kRegionStateKey, encode_region_state(rs));
     KVCORE_RETURN_IF_ERROR(ctx_.raft_engine->write(lb, false));
+    // New regions of a split: their raft state after the kv engine has
+    // their apply states (a crash in between is repaired by load()).
+    for (const auto& meta : pending_splits_) {
+      KVCORE_RETURN_IF_ERROR(write_initial_raft_state(*ctx_.raft_engine, meta));
+    }
+    for (auto& meta : pending_splits_) split_results_.push_back(std::move(meta));
+    pending_splits_.clear();
   }
   const Instant now = ctx_.clock->now();
   for (auto& r : results) {
@@ -150,6 +161,50 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
     }
     complete_proposals(r.index, r.term, r.status);
   }
+  return Status::ok();
+}
+
+Status Peer::apply_split(const BatchSplitCmd& split, WriteBatch& batch) {
+  const auto& keys = split.split_keys;
+  if (keys.empty() || keys.size() != split.new_regions.size()) {
+    return Status::invalid_argument("split: one new region per split key is needed");
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i] <= region_.start_key || !region_.contains(keys[i]) ||
+        (i > 0 && keys[i] <= keys[i - 1])) {
+      return Status(Code::kInvalidArgument,
+                    fmt::format("split: key {} is not ascending inside region {}", i, region_.id),
+                    SubCode::kKeyNotInRegion);
+    }
+    if (split.new_regions[i].region_id == 0 ||
+        split.new_regions[i].peer_ids.size() != region_.peers.size()) {
+      return Status::invalid_argument("split: a new region needs an id and one peer per store");
+    }
+  }
+  const std::uint64_t version = region_.epoch.version + keys.size();
+  std::vector<RegionMeta> created;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    RegionMeta m;
+    m.id = split.new_regions[i].region_id;
+    m.start_key = keys[i];
+    m.end_key = i + 1 < keys.size() ? keys[i + 1] : region_.end_key;
+    m.epoch = {region_.epoch.conf_ver, version};
+    for (std::size_t p = 0; p < region_.peers.size(); ++p) {
+      m.peers.push_back(
+          PeerMeta{split.new_regions[i].peer_ids[p], region_.peers[p].store_id,
+                   region_.peers[p].learner});
+    }
+    created.push_back(std::move(m));
+  }
+  region_.end_key = keys.front();
+  region_.epoch.version = version;
+  for (auto& m : created) {
+    batch.put(CF::kRaft, apply_state_key(m.id), encode_apply_state(initial_apply_state(m)));
+    pending_splits_.push_back(std::move(m));
+  }
+  // The lease covered the old range; the new regions elect their own leaders.
+  lease_until_ = Instant::min();
+  ctx_.metrics->splits.inc();
   return Status::ok();
 }
 

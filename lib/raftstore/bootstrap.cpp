@@ -10,6 +10,7 @@
 #include "raftstore/codec.hpp"
 #include "raftstore/keys.hpp"
 #include "raftstore/peer_storage.hpp"
+#include "raftstore/region_init.hpp"
 #include "raftstore/store_impl.hpp"
 
 namespace kvcore {
@@ -31,12 +32,10 @@ Status Store::bootstrap(const StoreOptions& options,
   }
   RegionMeta region;
   region.id = kFirstRegionId;
-  raft::ConfState cs;
   for (std::uint64_t s : stores) {
     // The first region's peers take their stores' ids; later peers get ids
     // allocated by the cluster.
     region.peers.push_back(PeerMeta{s, s, false});
-    cs.voters.push_back(s);
   }
   const StoreIdent ident{o.cluster_id, o.store_id};
 
@@ -66,27 +65,14 @@ Status Store::bootstrap(const StoreOptions& options,
   }
 
   // The kv engine first: its apply state is what a restart trusts.
-  ApplyState apply;
-  apply.applied_index = kInitIndex;
-  apply.applied_term = kInitTerm;
-  apply.truncated_index = kInitIndex;
-  apply.truncated_term = kInitTerm;
-  apply.region = region;
-  apply.conf_state = cs;
   auto batch = kv->new_write_batch();
-  batch->put(CF::kRaft, apply_state_key(region.id), encode_apply_state(apply));
+  batch->put(CF::kRaft, apply_state_key(region.id), encode_apply_state(initial_apply_state(region)));
   WriteOptions wo;
   wo.sync = true;
   KVCORE_RETURN_IF_ERROR(kv->write(*batch, wo));
-
-  raftlog::RaftLogStorage log(*raft_engine, region.id);
-  raftlog::LogBatch lb;
-  KVCORE_RETURN_IF_ERROR(log.apply_snapshot(lb, raft::SnapshotMetadata{cs, kInitIndex, kInitTerm}));
-  log.set_conf_state(lb, cs);
-  log.set_hard_state(lb, raft::HardState{kInitTerm, raft::kNoNode, kInitIndex});
-  lb.put_state(region.id, kRegionStateKey,
-               encode_region_state(RegionLocalState{PeerState::kNormal, region}));
+  KVCORE_RETURN_IF_ERROR(write_initial_raft_state(*raft_engine, region));
   // The ident last: a store with an ident is a bootstrapped store.
+  raftlog::LogBatch lb;
   lb.put_state(kStoreRegion, kStoreIdentKey, encode_store_ident(ident));
   return raft_engine->write(lb, true);
 }

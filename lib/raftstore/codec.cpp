@@ -465,6 +465,15 @@ std::string encode_cmd(const RaftCmd& cmd) {
     p.mutable_compact_log()->set_compact_index(cmd.compact_log->compact_index);
     p.mutable_compact_log()->set_compact_term(cmd.compact_log->compact_term);
   }
+  if (cmd.batch_split) {
+    auto* bs = p.mutable_batch_split();
+    for (const auto& k : cmd.batch_split->split_keys) bs->add_split_keys(k);
+    for (const auto& r : cmd.batch_split->new_regions) {
+      auto* pr = bs->add_new_regions();
+      pr->set_region_id(r.region_id);
+      for (auto id : r.peer_ids) pr->add_peer_ids(id);
+    }
+  }
   return p.SerializeAsString();
 }
 
@@ -494,6 +503,17 @@ Result<RaftCmd> decode_cmd(std::string_view in) {
   if (p.has_compact_log()) {
     cmd.compact_log =
         CompactLogCmd{p.compact_log().compact_index(), p.compact_log().compact_term()};
+  }
+  if (p.has_batch_split()) {
+    BatchSplitCmd bs;
+    auto& pb_split = *p.mutable_batch_split();
+    for (auto& k : *pb_split.mutable_split_keys()) bs.split_keys.push_back(std::move(k));
+    for (const auto& r : pb_split.new_regions()) {
+      bs.new_regions.push_back(
+          SplitRegion{r.region_id(), std::vector<std::uint64_t>(r.peer_ids().begin(),
+                                                                r.peer_ids().end())});
+    }
+    cmd.batch_split = std::move(bs);
   }
   return cmd;
 }

@@ -19,6 +19,10 @@ namespace kvcore::raftstore {
 
 inline constexpr std::uint64_t kStoreRegion = 0;
 inline constexpr std::string_view kStoreIdentKey = "store.ident";
+// The end of the block of ids this store reserved (fixed64), in kStoreRegion.
+inline constexpr std::string_view kIdLimitKey = "store.id_limit";
+// The apply states' key prefix in CF raft of the kv engine.
+inline constexpr std::string_view kApplyStatePrefix = "apply/";
 inline constexpr std::string_view kRegionStateKey = "region.state";
 
 // The first region of a cluster starts, on every initial store, from a

@@ -67,12 +67,20 @@ Result<std::unique_ptr<Peer>> Peer::load(const PeerContext& ctx, std::uint64_t r
                                          std::uint64_t seed) {
   raftlog::RaftLogEngine& engine = *ctx.raft_engine;
   KVCORE_ASSIGN_OR_RETURN(auto raw_state, engine.get_state(region_id, kRegionStateKey));
-  if (!raw_state) return Status::not_found(fmt::format("region {} has no state", region_id));
-  KVCORE_ASSIGN_OR_RETURN(RegionLocalState rs, decode_region_state(*raw_state));
+  auto apply = read_apply_state(*ctx.kv, region_id);
+  RegionLocalState rs;
+  if (raw_state) {
+    KVCORE_ASSIGN_OR_RETURN(rs, decode_region_state(*raw_state));
+  } else if (apply.is_ok()) {
+    // A split wrote the new region's apply state, and the crash came before
+    // its raft state: reconcile() writes that from the apply state.
+    rs.region = apply->region;
+  } else {
+    return Status::not_found(fmt::format("region {} has no state", region_id));
+  }
   if (rs.state == PeerState::kTombstone) {
     return Status::not_found(fmt::format("region {} is a tombstone", region_id));
   }
-  auto apply = read_apply_state(*ctx.kv, region_id);
   if (!apply.is_ok()) {
     return apply.status().with_context(fmt::format("region {}: kv apply state", region_id));
   }
@@ -206,6 +214,31 @@ void Peer::propose(WriteRequest req) {
   ctx_.metrics->proposals.inc();
   proposals_.push_back(
       {raw_->last_index(), raw_->term(), req.start, req.deadline, std::move(req.done)});
+}
+
+void Peer::propose_split(BatchSplitCmd split, Instant deadline, WriteCallback done) {
+  if (!is_leader()) {
+    ctx_.metrics->not_leader.inc();
+    done(not_leader());
+    return;
+  }
+  RaftCmd cmd;
+  cmd.header = {region_.id, self_peer_, region_.epoch};
+  cmd.batch_split = std::move(split);
+  Status s = raw_->propose(encode_cmd(cmd));
+  if (!s.is_ok()) {
+    ctx_.metrics->proposals_dropped.inc();
+    done(s);
+    return;
+  }
+  ctx_.metrics->proposals.inc();
+  proposals_.push_back(
+      {raw_->last_index(), raw_->term(), ctx_.clock->now(), deadline, std::move(done)});
+}
+
+void Peer::campaign() {
+  Status s = raw_->campaign();
+  if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: campaign: {}", region_.id, s.to_string());
 }
 
 void Peer::read(ReadRequest req) {

@@ -71,6 +71,12 @@ class Peer {
   bool add_chunk(SnapshotChunk chunk, std::string* complete_data);
   void tick();
   void propose(WriteRequest req);
+  // Proposes a batch split (new region and peer ids already allocated);
+  // `done` completes when it is applied here.
+  void propose_split(BatchSplitCmd split, Instant deadline, WriteCallback done);
+  // Starts an election now (a region just created by a split, on the store
+  // whose parent peer led).
+  void campaign();
   void read(ReadRequest req);
   [[nodiscard]] Status transfer_leader(std::uint64_t to_store);
   void report_unreachable(std::uint64_t store_id);
@@ -95,6 +101,9 @@ class Peer {
   [[nodiscard]] RegionStatus status() const;
   [[nodiscard]] bool is_leader() const;
   [[nodiscard]] const ApplyState& apply_state() const noexcept { return apply_state_; }
+  // Regions created by splits applied since the last call (their state is
+  // written; the store creates their peers).
+  [[nodiscard]] std::vector<RegionMeta> take_split_results() { return std::move(split_results_); }
 
  private:
   struct Proposal {
@@ -129,6 +138,9 @@ class Peer {
   void on_soft_state(const raft::SoftState& ss);
   [[nodiscard]] Status apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& batch);
   [[nodiscard]] Status apply_entries(const std::vector<raft::Entry>& entries);
+  // Applies a split to region_ and adds the new regions' apply states to
+  // `batch`; their raft state is written once the batch is.
+  [[nodiscard]] Status apply_split(const BatchSplitCmd& split, WriteBatch& batch);
   void complete_proposals(raft::Index index, raft::Term term, const Status& result);
   void serve_waiting_reads();
   void renew_lease(Instant base);
@@ -165,6 +177,8 @@ class Peer {
   // Bytes of entries appended since the last compaction (an estimate of the
   // log's size for the size limit).
   std::uint64_t log_bytes_ = 0;
+  std::vector<RegionMeta> pending_splits_;  // applied into the kv batch being built
+  std::vector<RegionMeta> split_results_;   // written; for the store to open
 };
 
 }  // namespace kvcore::raftstore

@@ -5,13 +5,17 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <utility>
 
 #include "kvcore/engine/registry.hpp"
 #include "raftstore/codec.hpp"
 #include "raftstore/keys.hpp"
+#include "raftstore/region_init.hpp"
 #include "runtime/real_runtime.hpp"
+#include "util/coding.hpp"
 #include "util/log.hpp"
 
 namespace kvcore::raftstore {
@@ -90,17 +94,43 @@ Status StoreImpl::start() {
     KVCORE_RETURN_IF_ERROR(raft_engine_->write(b, true));
   }
 
-  PeerContext ctx;
+  PeerContext& ctx = peer_ctx_;
   ctx.store_id = options_.store_id;
   ctx.raft_engine = raft_engine_.get();
   ctx.kv = kv_.get();
   ctx.clock = &rt_->clock();
   ctx.metrics = &metrics_;
   ctx.options = &options_;
-  runtime::Random rng = rt_->random().fork();
-  for (std::uint64_t region : raft_engine_->regions()) {
-    if (region == kStoreRegion) continue;
-    auto peer = Peer::load(ctx, region, rng.next_u64());
+  peer_seeds_ = rt_->random().fork();
+
+  KVCORE_ASSIGN_OR_RETURN(auto limit, raft_engine_->get_state(kStoreRegion, kIdLimitKey));
+  if (limit && limit->size() == 8) {
+    id_limit_ = util::decode_fixed64(limit->data());
+    next_id_ = id_limit_;  // ids below the limit may have been handed out
+  }
+
+  // The regions: those the raft log engine knows, and those whose apply
+  // state reached the kv engine before a crash kept their raft state out.
+  std::set<std::uint64_t> regions;
+  for (std::uint64_t r : raft_engine_->regions()) {
+    if (r != kStoreRegion) regions.insert(r);
+  }
+  {
+    IterOptions io;
+    io.lower_bound = std::string(kApplyStatePrefix);
+    io.upper_bound = std::string(kApplyStatePrefix.substr(0, kApplyStatePrefix.size() - 1)) + "0";
+    auto it = kv_->new_iterator(CF::kRaft, io);
+    for (it->seek_to_first(); it->valid(); it->next()) {
+      const std::string_view k = it->key().substr(kApplyStatePrefix.size());
+      if (k.size() != 8) continue;
+      std::uint64_t id = 0;
+      for (unsigned char c : k) id = (id << 8) | c;
+      regions.insert(id);
+    }
+    KVCORE_RETURN_IF_ERROR(it->status());
+  }
+  for (std::uint64_t region : regions) {
+    auto peer = Peer::load(ctx, region, peer_seeds_.next_u64());
     if (!peer.is_ok()) {
       if (peer.status().code() == Code::kNotFound) {
         KVCORE_LOG_INFO("store {}: region {} skipped: {}", options_.store_id, region,
@@ -109,16 +139,7 @@ Status StoreImpl::start() {
       }
       return peer.status();
     }
-    peers_.emplace(region, std::move(peer).value());
-  }
-  {
-    std::unique_lock lock(routes_mu_);
-    for (const auto& [id, peer] : peers_) {
-      by_start_key_[peer->region().start_key] = peer->lease();
-      by_region_[id] = peer->lease();
-      for (const auto& p : peer->region().peers) known_stores_.insert(p.store_id);
-    }
-    known_stores_.erase(options_.store_id);
+    add_peer(std::move(peer).value());
   }
   refresh_status();
   raft_exec_ = rt_->make_executor(fmt::format("raft-{}", options_.store_id), 1);
@@ -160,6 +181,8 @@ void StoreImpl::fail_input(Input& in, const Status& s) {
     if (w->req.done) w->req.done(s);
   } else if (auto* r = std::get_if<ReadInput>(&in)) {
     r->req.fail(s);
+  } else if (auto* sp = std::get_if<SplitInput>(&in)) {
+    if (sp->done) sp->done(s);
   }
 }
 
@@ -259,6 +282,36 @@ void StoreImpl::handle(Input& in) {
     for (auto& [id, peer] : peers_) peer->report_unreachable(u->store);
     return;
   }
+  if (auto* sp = std::get_if<SplitInput>(&in)) {
+    auto it = peers_.find(sp->region);
+    if (it == peers_.end()) {
+      sp->done(region_not_found(sp->region));
+      return;
+    }
+    Peer& parent = *it->second;
+    BatchSplitCmd cmd;
+    cmd.split_keys = std::move(sp->keys);
+    for (std::size_t i = 0; i < cmd.split_keys.size(); ++i) {
+      SplitRegion r;
+      auto id = alloc_id();
+      for (std::size_t p = 0; id.is_ok() && p < parent.region().peers.size(); ++p) {
+        auto pid = alloc_id();
+        if (!pid.is_ok()) {
+          id = pid.status();
+          break;
+        }
+        r.peer_ids.push_back(*pid);
+      }
+      if (!id.is_ok()) {
+        sp->done(id.status());
+        return;
+      }
+      r.region_id = *id;
+      cmd.new_regions.push_back(std::move(r));
+    }
+    parent.propose_split(std::move(cmd), sp->deadline, std::move(sp->done));
+    return;
+  }
   if (auto* t = std::get_if<TransferInput>(&in)) {
     auto it = peers_.find(t->region);
     if (it != peers_.end()) {
@@ -335,6 +388,7 @@ void StoreImpl::run_round_locked() {
     send_outbox(out);
   }
   metrics_.fsyncs_per_round.observe(static_cast<double>(fsyncs));
+  open_split_regions();
   refresh_status();
   bool more = false;
   for (auto& [id, peer] : peers_) more = more || peer->has_ready();
@@ -437,6 +491,69 @@ Status StoreImpl::transfer_leader(std::uint64_t region_id, std::uint64_t to_stor
   }
   enqueue(TransferInput{region_id, to_store});
   return Status::ok();
+}
+
+void StoreImpl::add_peer(std::unique_ptr<Peer> peer) {
+  {
+    std::unique_lock lock(routes_mu_);
+    by_start_key_[peer->region().start_key] = peer->lease();
+    by_region_[peer->region_id()] = peer->lease();
+    for (const auto& p : peer->region().peers) {
+      if (p.store_id != options_.store_id) known_stores_.insert(p.store_id);
+    }
+  }
+  const std::uint64_t id = peer->region_id();
+  peers_[id] = std::move(peer);
+}
+
+void StoreImpl::open_split_regions() {
+  std::vector<std::pair<RegionMeta, bool>> created;
+  for (auto& [id, peer] : peers_) {
+    for (auto& meta : peer->take_split_results()) created.emplace_back(std::move(meta), peer->is_leader());
+  }
+  for (auto& [meta, parent_leads] : created) {
+    if (peers_.count(meta.id) != 0) continue;
+    auto peer = Peer::load(peer_ctx_, meta.id, peer_seeds_.next_u64());
+    if (!peer.is_ok()) {
+      KVCORE_LOG_ERROR("store {}: region {} from a split does not open: {}", options_.store_id,
+                       meta.id, peer.status().to_string());
+      continue;
+    }
+    Peer* p = peer->get();
+    add_peer(std::move(peer).value());
+    // The parent's leader is the best placed to lead the new region at once
+    // instead of waiting out an election timeout.
+    if (parent_leads) p->campaign();
+  }
+  if (!created.empty()) {
+    bool post = false;
+    {
+      std::lock_guard lock(inbox_mu_);
+      if (!round_scheduled_ && !stopping_) {
+        round_scheduled_ = true;
+        post = true;
+      }
+    }
+    if (post) raft_exec_->post([this] { run_round(); });
+  }
+}
+
+Result<std::uint64_t> StoreImpl::alloc_id() {
+  if (options_.store_id >= (std::uint64_t{1} << 16)) {
+    return Status::not_supported("allocating ids needs a store id below 65536");
+  }
+  if (next_id_ >= id_limit_) {
+    const std::uint64_t limit = std::max(next_id_, id_limit_) + 1024;
+    std::string v;
+    util::put_fixed64(v, limit);
+    raftlog::LogBatch b;
+    b.put_state(kStoreRegion, kIdLimitKey, v);
+    KVCORE_RETURN_IF_ERROR(raft_engine_->write(b, true));
+    id_limit_ = limit;
+  }
+  // Counter values start at 1, so allocated ids are >= 65536 and never meet
+  // the first region's ids (the store ids).
+  return ((++next_id_) << 16) | options_.store_id;
 }
 
 void StoreImpl::refresh_status() {

@@ -55,6 +55,10 @@ class StoreImpl final : public Store {
   void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) override;
 
   Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) override;
+  Status split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
+                      const RequestOptions& opts) override;
+  void async_split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
+                          const RequestOptions& opts, WriteCallback done) override;
 
   std::uint64_t store_id() const override { return options_.store_id; }
   std::vector<RegionStatus> regions() const override;
@@ -79,8 +83,14 @@ class StoreImpl final : public Store {
     std::uint64_t region = 0;
     std::uint64_t to_store = 0;
   };
-  using Input =
-      std::variant<TickInput, FrameInput, WriteInput, ReadInput, UnreachableInput, TransferInput>;
+  struct SplitInput {
+    std::uint64_t region = 0;
+    std::vector<std::string> keys;
+    Instant deadline;
+    WriteCallback done;
+  };
+  using Input = std::variant<TickInput, FrameInput, WriteInput, ReadInput, UnreachableInput,
+                             TransferInput, SplitInput>;
 
   // Outlives the store in timer callbacks: they check `store` under `mu`.
   struct Anchor {
@@ -108,6 +118,13 @@ class StoreImpl final : public Store {
   [[nodiscard]] bool finish_all(const std::vector<Peer*>& readied, Outbox& out);
   void send_frame(std::uint64_t to, Frame& frame);
   void refresh_status();
+  // Opens the peers of regions that splits created, and routes to them.
+  void open_split_regions();
+  // Adds `peer` to peers_ and the routing tables.
+  void add_peer(std::unique_ptr<Peer> peer);
+  // A cluster-unique id for a new region or peer: a counter of this store
+  // (reserved in blocks, persisted before use) shifted above the store id.
+  [[nodiscard]] Result<std::uint64_t> alloc_id();
   void fail_input(Input& in, const Status& s);
 
   // The lease state of the region holding `key`; nullptr when none.
@@ -151,6 +168,10 @@ class StoreImpl final : public Store {
 
   runtime::TimerId tick_timer_;  // guarded by anchor_->mu
   bool failed_ = false;          // raft thread: a write failed; the store serves nothing
+  PeerContext peer_ctx_;         // set by start()
+  runtime::Random peer_seeds_{0};  // round_mu_: seeds of peers opened later
+  std::uint64_t next_id_ = 0;      // round_mu_: the next counter value to hand out
+  std::uint64_t id_limit_ = 0;     // round_mu_: counter values below it are reserved
 
   // Declared last: destroyed first, while everything its tasks touch lives.
   std::unique_ptr<runtime::Executor> raft_exec_;

@@ -38,6 +38,7 @@ struct StoreMetrics {
   metrics::Counter& snapshot_chunks_dropped;
   metrics::Counter& snapshots_applied;
   metrics::Counter& log_compactions;
+  metrics::Counter& splits;
   metrics::Histogram& write_seconds;
   metrics::Histogram& read_seconds;
   // Frames from a store that hosts no peer of any region here.

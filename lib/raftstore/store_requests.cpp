@@ -189,6 +189,23 @@ void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, Wri
   enqueue(WriteInput{std::move(req)}, run_here);
 }
 
+void StoreImpl::async_split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
+                                   const RequestOptions& opts, WriteCallback done) {
+  if (split_keys.empty()) {
+    done(Status::invalid_argument("split: no split keys"));
+    return;
+  }
+  enqueue(SplitInput{region_id, std::move(split_keys), deadline_of(rt_->clock(), opts),
+                     std::move(done)});
+}
+
+Status StoreImpl::split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
+                               const RequestOptions& opts) {
+  return wait_for<Status>([&](auto cb) {
+    async_split_region(region_id, std::move(split_keys), opts, std::move(cb));
+  });
+}
+
 Result<std::optional<std::string>> StoreImpl::get(std::string_view key,
                                                   const RequestOptions& opts) {
   if (auto local = lease_get(key)) return std::move(*local);

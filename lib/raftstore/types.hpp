@@ -114,12 +114,31 @@ struct CompactLogCmd {
   friend bool operator==(const CompactLogCmd&, const CompactLogCmd&) = default;
 };
 
-// Exactly one of: a non-empty `writes`, or `compact_log`. (An entry with
+// One new region of a batch split: its id and the ids of its peers, one per
+// peer of the region being split, in the same order (same stores).
+struct SplitRegion {
+  std::uint64_t region_id = 0;
+  std::vector<std::uint64_t> peer_ids;
+  friend bool operator==(const SplitRegion&, const SplitRegion&) = default;
+};
+
+// Splits a region at `split_keys` (ascending, strictly inside the region)
+// into split_keys.size() + 1 regions: the region keeps [start, k1) and
+// new_regions[i] takes [k(i+1), k(i+2)), the last one up to the old end.
+// Every resulting region's version is the old version + split_keys.size().
+struct BatchSplitCmd {
+  std::vector<std::string> split_keys;
+  std::vector<SplitRegion> new_regions;
+  friend bool operator==(const BatchSplitCmd&, const BatchSplitCmd&) = default;
+};
+
+// Exactly one of: a non-empty `writes`, `compact_log` or `batch_split`. (An entry with
 // empty data is raft's own no-op of a new leader, not a RaftCmd.)
 struct RaftCmd {
   CmdHeader header;
   std::vector<WriteOp> writes;
   std::optional<CompactLogCmd> compact_log;
+  std::optional<BatchSplitCmd> batch_split;
   friend bool operator==(const RaftCmd&, const RaftCmd&) = default;
 };
 

@@ -75,6 +75,14 @@ TEST_CASE("commands round-trip every write kind, column family and compact log",
   CHECK(*c == compact);
   CHECK(c->compact_log.has_value());
 
+  RaftCmd split;
+  split.header = {1, 2, {3, 4}};
+  split.batch_split =
+      BatchSplitCmd{{"b", std::string("m\0", 2)}, {{10, {11, 12, 13}}, {20, {21, 22, 23}}}};
+  auto sp = decode_cmd(encode_cmd(split));
+  REQUIRE(sp.is_ok());
+  CHECK(*sp == split);
+
   for (auto seed : test::test_seeds(1, 200)) {
     INFO(test::replay_hint(seed));
     Rng rng(seed);

@@ -95,6 +95,13 @@ class FakeStore final : public kvcore::Store {
     done(unsupported());
   }
   Status transfer_leader(std::uint64_t, std::uint64_t) override { return unsupported(); }
+  Status split_region(std::uint64_t, std::vector<std::string>, const RequestOptions&) override {
+    return unsupported();
+  }
+  void async_split_region(std::uint64_t, std::vector<std::string>, const RequestOptions&,
+                          kvcore::WriteCallback done) override {
+    done(unsupported());
+  }
   std::uint64_t store_id() const override { return id_; }
   std::vector<RegionStatus> regions() const override { return {}; }
   std::string metrics_text() const override { return {}; }
