@@ -113,7 +113,8 @@ struct Workload {
       op.ret = now();
       ++writes_ok;
     } else if (s.sub_code() == SubCode::kNotLeader || s.sub_code() == SubCode::kKeyNotInRegion ||
-               s.sub_code() == SubCode::kStaleCommand ||
+               s.sub_code() == SubCode::kStaleCommand || s.sub_code() == SubCode::kRegionNotFound ||
+               s.sub_code() == SubCode::kEpochNotMatch ||
                s.sub_code() == SubCode::kProposalDropped || s.code() == Code::kInvalidArgument) {
       op.key.clear();  // no effect: dropped from the history
       follow_hint(client, s);
