@@ -21,8 +21,8 @@ std::string_view to_string(LogLevel level) noexcept;
 
 // Receives one finished line, without a trailing newline. `file` and `line`
 // name the kvcore source position. The views are valid only during the call.
-using LogSink = std::function<void(LogLevel level, std::string_view file, int line,
-                                   std::string_view message)>;
+using LogSink =
+    std::function<void(LogLevel level, std::string_view file, int line, std::string_view message)>;
 
 // Replaces the sink. An empty function restores the default (stderr) sink.
 void set_log_sink(LogSink sink);

@@ -61,13 +61,13 @@ enum class Code : std::uint8_t {
 enum class SubCode : std::uint8_t {
   kNone = 0,
   // Region errors (Code::kUnavailable or kFailedPrecondition).
-  kNotLeader,       // detail: NotLeaderDetail with the leader hint, when known
-  kEpochNotMatch,   // the request's region epoch is stale: re-route
-  kRegionNotFound,  // this store has no peer of the region
-  kKeyNotInRegion,  // the key is outside the region's range
-  kServerIsBusy,    // flow control or a full queue (Code::kResourceExhausted)
-  kStaleCommand,    // the proposal was superseded by a newer term
-  kProposalDropped, // raft dropped the proposal (no leader, transfer in flight)
+  kNotLeader,        // detail: NotLeaderDetail with the leader hint, when known
+  kEpochNotMatch,    // the request's region epoch is stale: re-route
+  kRegionNotFound,   // this store has no peer of the region
+  kKeyNotInRegion,   // the key is outside the region's range
+  kServerIsBusy,     // flow control or a full queue (Code::kResourceExhausted)
+  kStaleCommand,     // the proposal was superseded by a newer term
+  kProposalDropped,  // raft dropped the proposal (no leader, transfer in flight)
   // Transaction errors.
   kKeyIsLocked,    // another transaction's lock is in the way
   kWriteConflict,  // a newer commit conflicts (Code::kAborted)
@@ -164,18 +164,18 @@ class [[nodiscard]] Result {
  public:
   using value_type = T;
 
-  Result(const T& value) : v_(std::in_place_index<0>, value) {}           // NOLINT
-  Result(T&& value) : v_(std::in_place_index<0>, std::move(value)) {}     // NOLINT
-  Result(Status status) : v_(std::in_place_index<1>, std::move(status)) { // NOLINT
+  Result(const T& value) : v_(std::in_place_index<0>, value) {}            // NOLINT
+  Result(T&& value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
+  Result(Status status) : v_(std::in_place_index<1>, std::move(status)) {  // NOLINT
     if (std::get<1>(v_).is_ok()) {
       v_.template emplace<1>(Code::kInternal, "Result constructed from an OK Status");
     }
   }
   template <class U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::remove_cvref_t<U>, T> &&
-             !std::is_same_v<std::remove_cvref_t<U>, Status> &&
-             !std::is_same_v<std::remove_cvref_t<U>, Result>)
-  Result(U&& value) : v_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, T> &&
+           !std::is_same_v<std::remove_cvref_t<U>, Status> &&
+           !std::is_same_v<std::remove_cvref_t<U>, Result>) Result(U&& value)
+      : v_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
 
   [[nodiscard]] bool is_ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return is_ok(); }
@@ -205,18 +205,19 @@ class [[nodiscard]] Result {
 namespace detail {
 inline Status status_of(const Status& s) { return s; }
 template <class T>
-Status status_of(const Result<T>& r) { return r.status(); }
+Status status_of(const Result<T>& r) {
+  return r.status();
+}
 }  // namespace detail
 
 }  // namespace kvcore
 
 // Returns from the enclosing function when `expr` (a Status or Result) failed.
-#define KVCORE_RETURN_IF_ERROR(expr)                                         \
-  do {                                                                       \
-    if (auto kvcore_status_ = ::kvcore::detail::status_of(expr);             \
-        !kvcore_status_.is_ok()) {                                           \
-      return kvcore_status_;                                                 \
-    }                                                                        \
+#define KVCORE_RETURN_IF_ERROR(expr)                                                        \
+  do {                                                                                      \
+    if (auto kvcore_status_ = ::kvcore::detail::status_of(expr); !kvcore_status_.is_ok()) { \
+      return kvcore_status_;                                                                \
+    }                                                                                       \
   } while (0)
 
 #define KVCORE_CONCAT_INNER_(a, b) a##b

@@ -190,9 +190,8 @@ Status Peer::apply_split(const BatchSplitCmd& split, WriteBatch& batch) {
     m.end_key = i + 1 < keys.size() ? keys[i + 1] : region_.end_key;
     m.epoch = {region_.epoch.conf_ver, version};
     for (std::size_t p = 0; p < region_.peers.size(); ++p) {
-      m.peers.push_back(
-          PeerMeta{split.new_regions[i].peer_ids[p], region_.peers[p].store_id,
-                   region_.peers[p].learner});
+      m.peers.push_back(PeerMeta{split.new_regions[i].peer_ids[p], region_.peers[p].store_id,
+                                 region_.peers[p].learner});
     }
     created.push_back(std::move(m));
   }
@@ -237,8 +236,11 @@ Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*rou
   // range goes, the snapshot's comes in, with the apply state.
   auto batch = ctx_.kv->new_write_batch();
   for (CF cf : std::array{CF::kDefault, CF::kLock, CF::kWrite}) {
-    batch->delete_range(cf, region_.start_key, region_.end_key);
-    if (!(st.region.start_key == region_.start_key && st.region.end_key == region_.end_key)) {
+    // An uninitialized peer has no range of its own yet: only the
+    // snapshot's range is cleared.
+    if (initialized_) batch->delete_range(cf, region_.start_key, region_.end_key);
+    if (!initialized_ ||
+        !(st.region.start_key == region_.start_key && st.region.end_key == region_.end_key)) {
       batch->delete_range(cf, st.region.start_key, st.region.end_key);
     }
   }
@@ -263,6 +265,11 @@ Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*rou
                encode_region_state(RegionLocalState{PeerState::kNormal, st.region}));
   KVCORE_RETURN_IF_ERROR(ctx_.raft_engine->write(lb, true));
 
+  if (!initialized_ || region_.start_key != st.region.start_key ||
+      region_.end_key != st.region.end_key) {
+    range_changed_ = true;
+  }
+  initialized_ = true;
   region_ = st.region;
   apply_state_ = std::move(st);
   log_bytes_ = 0;

@@ -66,7 +66,8 @@ Status Store::bootstrap(const StoreOptions& options,
 
   // The kv engine first: its apply state is what a restart trusts.
   auto batch = kv->new_write_batch();
-  batch->put(CF::kRaft, apply_state_key(region.id), encode_apply_state(initial_apply_state(region)));
+  batch->put(CF::kRaft, apply_state_key(region.id),
+             encode_apply_state(initial_apply_state(region)));
   WriteOptions wo;
   wo.sync = true;
   KVCORE_RETURN_IF_ERROR(kv->write(*batch, wo));

@@ -509,9 +509,8 @@ Result<RaftCmd> decode_cmd(std::string_view in) {
     auto& pb_split = *p.mutable_batch_split();
     for (auto& k : *pb_split.mutable_split_keys()) bs.split_keys.push_back(std::move(k));
     for (const auto& r : pb_split.new_regions()) {
-      bs.new_regions.push_back(
-          SplitRegion{r.region_id(), std::vector<std::uint64_t>(r.peer_ids().begin(),
-                                                                r.peer_ids().end())});
+      bs.new_regions.push_back(SplitRegion{
+          r.region_id(), std::vector<std::uint64_t>(r.peer_ids().begin(), r.peer_ids().end())});
     }
     cmd.batch_split = std::move(bs);
   }

@@ -19,10 +19,12 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kvcore/engine/engine.hpp"
@@ -51,6 +53,9 @@ struct PeerContext {
   runtime::Clock* clock = nullptr;
   StoreMetrics* metrics = nullptr;
   const StoreOptions* options = nullptr;
+  // Whether `region` overlaps no region of this store other than its own id
+  // (a snapshot is refused when it would).
+  std::function<bool(const RegionMeta& region)> range_free;
 };
 
 class Peer {
@@ -60,7 +65,19 @@ class Peer {
   [[nodiscard]] static Result<std::unique_ptr<Peer>> load(const PeerContext& ctx,
                                                           std::uint64_t region_id,
                                                           std::uint64_t seed);
+  // A peer this store learns of from a leader's message before it has any
+  // state of the region (a new replica, or a region split elsewhere first):
+  // no range, no data, not routed. It becomes initialized by a snapshot,
+  // or is replaced by the peer a split here creates.
+  [[nodiscard]] static Result<std::unique_ptr<Peer>> create_uninitialized(const PeerContext& ctx,
+                                                                          std::uint64_t region_id,
+                                                                          const PeerMeta& self,
+                                                                          const PeerMeta& leader,
+                                                                          std::uint64_t seed);
   ~Peer();
+  [[nodiscard]] bool initialized() const noexcept { return initialized_; }
+  // True once after the region's range changed by a snapshot (re-route).
+  [[nodiscard]] bool take_range_changed() { return std::exchange(range_changed_, false); }
 
   // --- inputs ---------------------------------------------------------------
   void step(RaftEnvelope env);
@@ -177,6 +194,8 @@ class Peer {
   // Bytes of entries appended since the last compaction (an estimate of the
   // log's size for the size limit).
   std::uint64_t log_bytes_ = 0;
+  bool initialized_ = true;
+  bool range_changed_ = false;
   std::vector<RegionMeta> pending_splits_;  // applied into the kv batch being built
   std::vector<RegionMeta> split_results_;   // written; for the store to open
 };

@@ -27,10 +27,16 @@ Status write_initial_raft_state(raftlog::RaftLogEngine& engine, const RegionMeta
   const raft::ConfState cs = conf_state_of(region);
   raftlog::RaftLogStorage log(engine, region.id);
   raftlog::LogBatch lb;
-  KVCORE_RETURN_IF_ERROR(
-      log.apply_snapshot(lb, raft::SnapshotMetadata{cs, kInitIndex, kInitTerm}));
+  KVCORE_RETURN_IF_ERROR(log.apply_snapshot(lb, raft::SnapshotMetadata{cs, kInitIndex, kInitTerm}));
   log.set_conf_state(lb, cs);
-  log.set_hard_state(lb, raft::HardState{kInitTerm, raft::kNoNode, kInitIndex});
+  // A peer of this region may have existed here before the region did (made
+  // by a leader's message) and voted: its term and vote stand.
+  raft::HardState hs{kInitTerm, raft::kNoNode, kInitIndex};
+  if (auto old = engine.hard_state(region.id); old && old->term > kInitTerm) {
+    hs.term = old->term;
+    hs.vote = old->vote;
+  }
+  log.set_hard_state(lb, hs);
   lb.put_state(region.id, kRegionStateKey,
                encode_region_state(RegionLocalState{PeerState::kNormal, region}));
   return engine.write(lb, true);

@@ -101,6 +101,7 @@ Status StoreImpl::start() {
   ctx.clock = &rt_->clock();
   ctx.metrics = &metrics_;
   ctx.options = &options_;
+  ctx.range_free = [this](const RegionMeta& r) { return range_free(r); };
   peer_seeds_ = rt_->random().fork();
 
   KVCORE_ASSIGN_OR_RETURN(auto limit, raft_engine_->get_state(kStoreRegion, kIdLimitKey));
@@ -232,6 +233,10 @@ void StoreImpl::handle(Input& in) {
   if (auto* f = std::get_if<FrameInput>(&in)) {
     for (auto& env : f->frame.messages) {
       auto it = peers_.find(env.region_id);
+      if (it == peers_.end() && (env.message.type == raft::MessageType::kAppend ||
+                                 env.message.type == raft::MessageType::kHeartbeat)) {
+        it = create_peer(env.region_id, env.to_peer, env.from_peer);
+      }
       if (it == peers_.end()) {
         metrics_.messages_unknown_region.inc();
         continue;
@@ -246,6 +251,7 @@ void StoreImpl::handle(Input& in) {
     }
     for (auto& chunk : f->frame.chunks) {
       auto it = peers_.find(chunk.region_id);
+      if (it == peers_.end()) it = create_peer(chunk.region_id, chunk.to_peer, chunk.from_peer);
       if (it == peers_.end()) {
         metrics_.messages_unknown_region.inc();
         continue;
@@ -409,8 +415,7 @@ bool StoreImpl::finish_all(const std::vector<Peer*>& readied, Outbox& out) {
   for (Peer* p : readied) {
     Status s = p->finish_ready(out);
     if (!s.is_ok()) {
-      KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, p->region_id(),
-                       s.to_string());
+      KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, p->region_id(), s.to_string());
       failed_ = true;
       for (auto& [id, peer] : peers_) peer->fail_all(s);
       return false;
@@ -493,10 +498,43 @@ Status StoreImpl::transfer_leader(std::uint64_t region_id, std::uint64_t to_stor
   return Status::ok();
 }
 
+std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator StoreImpl::create_peer(
+    std::uint64_t region, const PeerMeta& self, const PeerMeta& from) {
+  if (self.store_id != options_.store_id || self.id == 0 || from.id == 0) return peers_.end();
+  auto peer = Peer::create_uninitialized(peer_ctx_, region, self, from, peer_seeds_.next_u64());
+  if (!peer.is_ok()) {
+    KVCORE_LOG_WARN("store {}: no peer for region {}: {}", options_.store_id, region,
+                    peer.status().to_string());
+    return peers_.end();
+  }
+  metrics_.peers_created.inc();
+  add_peer(std::move(peer).value());
+  return peers_.find(region);
+}
+
+bool StoreImpl::range_free(const RegionMeta& r) const {
+  for (const auto& [id, peer] : peers_) {
+    if (id == r.id || !peer->initialized()) continue;
+    const RegionMeta& o = peer->region();
+    const bool before = !r.end_key.empty() && r.end_key <= o.start_key;
+    const bool after = !o.end_key.empty() && o.end_key <= r.start_key;
+    if (!before && !after) return false;
+  }
+  return true;
+}
+
+void StoreImpl::reroute(Peer& peer) {
+  std::unique_lock lock(routes_mu_);
+  for (auto it = by_start_key_.begin(); it != by_start_key_.end();) {
+    it = it->second == peer.lease() ? by_start_key_.erase(it) : std::next(it);
+  }
+  if (peer.initialized()) by_start_key_[peer.region().start_key] = peer.lease();
+}
+
 void StoreImpl::add_peer(std::unique_ptr<Peer> peer) {
   {
     std::unique_lock lock(routes_mu_);
-    by_start_key_[peer->region().start_key] = peer->lease();
+    if (peer->initialized()) by_start_key_[peer->region().start_key] = peer->lease();
     by_region_[peer->region_id()] = peer->lease();
     for (const auto& p : peer->region().peers) {
       if (p.store_id != options_.store_id) known_stores_.insert(p.store_id);
@@ -509,10 +547,20 @@ void StoreImpl::add_peer(std::unique_ptr<Peer> peer) {
 void StoreImpl::open_split_regions() {
   std::vector<std::pair<RegionMeta, bool>> created;
   for (auto& [id, peer] : peers_) {
-    for (auto& meta : peer->take_split_results()) created.emplace_back(std::move(meta), peer->is_leader());
+    for (auto& meta : peer->take_split_results())
+      created.emplace_back(std::move(meta), peer->is_leader());
+  }
+  for (auto& [id, peer] : peers_) {
+    if (peer->take_range_changed()) reroute(*peer);
   }
   for (auto& [meta, parent_leads] : created) {
-    if (peers_.count(meta.id) != 0) continue;
+    if (auto it = peers_.find(meta.id); it != peers_.end()) {
+      if (it->second->initialized()) continue;  // a snapshot got there first
+      // Made by a leader's message before the split was applied here: the
+      // split's peer takes its place (keeping its term and vote).
+      it->second->fail_all(Status::unavailable("peer replaced by the split's"));
+      peers_.erase(it);
+    }
     auto peer = Peer::load(peer_ctx_, meta.id, peer_seeds_.next_u64());
     if (!peer.is_ok()) {
       KVCORE_LOG_ERROR("store {}: region {} from a split does not open: {}", options_.store_id,
@@ -559,7 +607,9 @@ Result<std::uint64_t> StoreImpl::alloc_id() {
 void StoreImpl::refresh_status() {
   std::vector<RegionStatus> st;
   st.reserve(peers_.size());
-  for (const auto& [id, peer] : peers_) st.push_back(peer->status());
+  for (const auto& [id, peer] : peers_) {
+    if (peer->initialized()) st.push_back(peer->status());
+  }
   std::lock_guard lock(status_mu_);
   status_ = std::move(st);
 }

@@ -120,6 +120,15 @@ class StoreImpl final : public Store {
   void refresh_status();
   // Opens the peers of regions that splits created, and routes to them.
   void open_split_regions();
+  // An uninitialized peer of `region` (see Peer::create_uninitialized);
+  // peers_.end() when it cannot be made.
+  std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator create_peer(std::uint64_t region,
+                                                                       const PeerMeta& self,
+                                                                       const PeerMeta& from);
+  // No initialized region here but r.id overlaps r's range.
+  [[nodiscard]] bool range_free(const RegionMeta& r) const;
+  // Routes the peer's range afresh (its range changed).
+  void reroute(Peer& peer);
   // Adds `peer` to peers_ and the routing tables.
   void add_peer(std::unique_ptr<Peer> peer);
   // A cluster-unique id for a new region or peer: a counter of this store
@@ -150,9 +159,10 @@ class StoreImpl final : public Store {
 
   // Routing for request threads.
   mutable std::shared_mutex routes_mu_;
-  std::map<std::string, std::shared_ptr<LeaseState>, std::less<>> by_start_key_;  // guarded by routes_mu_
-  std::map<std::uint64_t, std::shared_ptr<LeaseState>> by_region_;   // guarded by routes_mu_
-  std::set<std::uint64_t> known_stores_;                             // guarded by routes_mu_
+  std::map<std::string, std::shared_ptr<LeaseState>, std::less<>>
+      by_start_key_;                                                // guarded by routes_mu_
+  std::map<std::uint64_t, std::shared_ptr<LeaseState>> by_region_;  // guarded by routes_mu_
+  std::set<std::uint64_t> known_stores_;                            // guarded by routes_mu_
 
   // Held while a round runs, on the raft thread or on a sync writer's
   // thread: rounds never overlap, and everything only rounds touch (peers_,
@@ -166,9 +176,9 @@ class StoreImpl final : public Store {
   mutable std::mutex status_mu_;
   std::vector<RegionStatus> status_;  // guarded by status_mu_
 
-  runtime::TimerId tick_timer_;  // guarded by anchor_->mu
-  bool failed_ = false;          // raft thread: a write failed; the store serves nothing
-  PeerContext peer_ctx_;         // set by start()
+  runtime::TimerId tick_timer_;    // guarded by anchor_->mu
+  bool failed_ = false;            // raft thread: a write failed; the store serves nothing
+  PeerContext peer_ctx_;           // set by start()
   runtime::Random peer_seeds_{0};  // round_mu_: seeds of peers opened later
   std::uint64_t next_id_ = 0;      // round_mu_: the next counter value to hand out
   std::uint64_t id_limit_ = 0;     // round_mu_: counter values below it are reserved

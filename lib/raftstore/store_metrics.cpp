@@ -52,6 +52,8 @@ StoreMetrics::StoreMetrics(metrics::Registry& r)
       snapshots_applied(r.counter("kvcore_snapshots_applied_total", "Snapshots applied")),
       log_compactions(r.counter("kvcore_raft_log_compactions_total", "Raft log compactions")),
       splits(r.counter("kvcore_region_splits_total", "Batch splits applied")),
+      peers_created(r.counter("kvcore_peers_created_total",
+                              "Uninitialized peers made from a leader's message")),
       write_seconds(r.histogram("kvcore_write_seconds", "Write latency, request to callback",
                                 latency_buckets())),
       read_seconds(r.histogram("kvcore_read_seconds", "Read latency, request to callback",

@@ -201,9 +201,8 @@ void StoreImpl::async_split_region(std::uint64_t region_id, std::vector<std::str
 
 Status StoreImpl::split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
                                const RequestOptions& opts) {
-  return wait_for<Status>([&](auto cb) {
-    async_split_region(region_id, std::move(split_keys), opts, std::move(cb));
-  });
+  return wait_for<Status>(
+      [&](auto cb) { async_split_region(region_id, std::move(split_keys), opts, std::move(cb)); });
 }
 
 Result<std::optional<std::string>> StoreImpl::get(std::string_view key,

@@ -146,7 +146,21 @@ struct Workload {
 void inject_fault(LocalCluster& c, kvcore::test::Rng& rng) {
   const auto ids = c.store_ids();
   const std::uint64_t victim = ids[rng.next() % ids.size()];
-  switch (rng.next() % 6) {
+  switch (rng.next() % 7) {
+    case 6: {
+      // Split the region holding "reg1" or "reg2" there, if not split yet.
+      const std::string at = rng.chance(0.5) ? "reg1" : "reg2";
+      for (auto id : ids) {
+        if (!c.running(id)) continue;
+        for (const auto& r : c.store(id).regions()) {
+          if (r.is_leader && r.start_key < at && (r.end_key.empty() || at < r.end_key)) {
+            c.store(id).async_split_region(r.region_id, {at}, {}, [](kvcore::Status) {});
+            return;
+          }
+        }
+      }
+      break;
+    }
     case 0: c.net().isolate(c.leader() != 0 ? c.leader() : victim); break;
     case 1: {
       std::vector<std::uint64_t> rest;

@@ -45,9 +45,8 @@ TEST_CASE("a batch split makes three regions on every store, with their own lead
     for (int i = 150; i < 200; ++i) {
       kvcore::RawBatch b;
       b.put(key(i), val(i));
-      c.store(leader).async_write(std::move(b), {}, [&during, i](kvcore::Status s) {
-        during.emplace(i, std::move(s));
-      });
+      c.store(leader).async_write(
+          std::move(b), {}, [&during, i](kvcore::Status s) { during.emplace(i, std::move(s)); });
     }
     bool split_done = false;
     kvcore::Status split_status;
@@ -133,4 +132,62 @@ TEST_CASE("split keys outside the region or out of order are refused") {
   });
   REQUIRE(c.sim().run_until([&] { return done; }, 5s));
   if (c.leader(1) != follower) CHECK(s.sub_code() == kvcore::SubCode::kNotLeader);
+}
+
+TEST_CASE("a store that missed the split gets the new region from its leader by snapshot") {
+  for (auto seed : kvcore::test::test_seeds(520, 3)) {
+    INFO(replay_hint(seed));
+    LocalClusterOptions o{.seed = seed};
+    o.tune = [](kvcore::StoreOptions& s) {
+      s.raft_log_gc_count_limit = 20;
+      s.raft_log_gc_ticks = 2;
+    };
+    LocalCluster c(o);
+    const auto leader = c.wait_leader();
+    REQUIRE(leader != 0);
+    std::uint64_t lagging = 0;
+    for (auto id : c.store_ids()) {
+      if (id != leader) lagging = id;
+    }
+    for (int i = 0; i < 20; ++i) REQUIRE(c.put_any(key(i), val(i)).is_ok());
+    c.net().isolate(lagging);
+    bool done = false;
+    kvcore::Status st;
+    c.store(leader).async_split_region(1, {key(10)}, {}, [&](kvcore::Status s) {
+      st = std::move(s);
+      done = true;
+    });
+    REQUIRE(c.sim().run_until([&] { return done; }, 5s));
+    REQUIRE(st.is_ok());
+    // Enough writes on both sides of the split that both regions compact
+    // past the split entry.
+    for (int i = 20; i < 120; ++i) {
+      REQUIRE(c.put_any(key(i % 10), val(i)).is_ok());
+      REQUIRE(c.put_any(key(10 + i), val(i)).is_ok());
+    }
+    c.sim().run_for(2s);
+    CHECK(ranges(c, lagging).size() == 1);
+    c.net().heal();
+    c.sim().run_for(6s);
+    auto r = ranges(c, lagging);
+    REQUIRE(r.size() == 2);
+    CHECK(r[""].end_key == key(10));
+    CHECK(r[key(10)].end_key.empty());
+    CHECK(c.store(lagging).metric("kvcore_peers_created_total") >= 1);
+    CHECK(c.store(lagging).metric("kvcore_snapshots_applied_total") >= 2);
+    // The caught-up store serves both regions once it leads them.
+    for (auto& [start, status] : ranges(c, lagging)) {
+      const auto l = c.leader(status.region_id);
+      REQUIRE(l != 0);
+      if (l != lagging) REQUIRE(c.store(l).transfer_leader(status.region_id, lagging).is_ok());
+    }
+    c.sim().run_for(3s);
+    CHECK(c.get(lagging, key(5))->value_or("") == val(115));
+    CHECK(c.get(lagging, key(129))->value_or("") == val(119));
+    // And after a restart of it.
+    c.crash(lagging);
+    REQUIRE(c.restart(lagging).is_ok());
+    c.sim().run_for(3s);
+    CHECK(ranges(c, lagging).size() == 2);
+  }
 }
