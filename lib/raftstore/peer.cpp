@@ -53,6 +53,26 @@ Status reconcile(raftlog::RaftLogEngine& engine, std::uint64_t region, const App
   return engine.write(b, true);
 }
 
+// Every peer's raft configuration: check-quorum and pre-vote (the lease
+// depends on both), ReadIndex confirmed by heartbeats, no forwarding (a
+// follower answers NotLeader instead).
+raft::Config raft_config(const StoreOptions& o, std::uint64_t peer_id, raft::Index applied,
+                         std::uint64_t seed) {
+  raft::Config cfg;
+  cfg.id = peer_id;
+  cfg.election_tick = o.election_ticks;
+  cfg.heartbeat_tick = o.heartbeat_ticks;
+  cfg.applied = applied;
+  cfg.max_size_per_msg = o.max_entry_bytes_per_msg;
+  cfg.max_inflight_msgs = o.max_inflight_msgs;
+  cfg.check_quorum = true;
+  cfg.pre_vote = true;
+  cfg.read_only_option = raft::ReadOnlyOption::kSafe;
+  cfg.disable_proposal_forwarding = true;
+  cfg.seed = seed;
+  return cfg;
+}
+
 }  // namespace
 
 Peer::Peer(const PeerContext& ctx, RegionMeta region, ApplyState apply, std::uint64_t self_peer)
@@ -94,19 +114,7 @@ Result<std::unique_ptr<Peer>> Peer::load(const PeerContext& ctx, std::uint64_t r
   std::unique_ptr<Peer> p(new Peer(ctx, apply->region, *apply, self->id));
   p->storage_ = std::make_unique<PeerStorage>(engine, *ctx.kv, region_id);
 
-  const StoreOptions& o = *ctx.options;
-  raft::Config cfg;
-  cfg.id = self->id;
-  cfg.election_tick = o.election_ticks;
-  cfg.heartbeat_tick = o.heartbeat_ticks;
-  cfg.applied = apply->applied_index;
-  cfg.max_size_per_msg = o.max_entry_bytes_per_msg;
-  cfg.max_inflight_msgs = o.max_inflight_msgs;
-  cfg.check_quorum = true;
-  cfg.pre_vote = true;
-  cfg.read_only_option = raft::ReadOnlyOption::kSafe;
-  cfg.disable_proposal_forwarding = true;
-  cfg.seed = seed;
+  const raft::Config cfg = raft_config(*ctx.options, self->id, apply->applied_index, seed);
   KVCORE_ASSIGN_OR_RETURN(raft::RaftState initial, p->storage_->initial_state());
   p->persisted_hs_ = initial.hard_state;
   KVCORE_ASSIGN_OR_RETURN(p->raw_, raft::RawNode::create(cfg, *p->storage_));
@@ -128,17 +136,7 @@ Result<std::unique_ptr<Peer>> Peer::create_uninitialized(const PeerContext& ctx,
   std::unique_ptr<Peer> p(new Peer(ctx, region, apply, self.id));
   p->initialized_ = false;
   p->storage_ = std::make_unique<PeerStorage>(*ctx.raft_engine, *ctx.kv, region_id);
-  const StoreOptions& o = *ctx.options;
-  raft::Config cfg;
-  cfg.id = self.id;
-  cfg.election_tick = o.election_ticks;
-  cfg.heartbeat_tick = o.heartbeat_ticks;
-  cfg.max_size_per_msg = o.max_entry_bytes_per_msg;
-  cfg.max_inflight_msgs = o.max_inflight_msgs;
-  cfg.check_quorum = true;
-  cfg.pre_vote = true;
-  cfg.disable_proposal_forwarding = true;
-  cfg.seed = seed;
+  const raft::Config cfg = raft_config(*ctx.options, self.id, 0, seed);
   KVCORE_ASSIGN_OR_RETURN(raft::RaftState initial, p->storage_->initial_state());
   p->persisted_hs_ = initial.hard_state;
   KVCORE_ASSIGN_OR_RETURN(p->raw_, raft::RawNode::create(cfg, *p->storage_));
