@@ -26,7 +26,8 @@
 // a ReadIndex round first.
 //
 // Every request has a sync form (blocks until done) and an async form (its
-// callback runs once, on a store thread or on the caller's thread). A
+// callback runs once, on a store thread, on the caller's thread, or on the
+// thread of a sync call that was running the store's round). A
 // callback must not block and must not call a sync method of any Store.
 // Sync forms must not be called on a store thread or, in a simulation, on
 // the simulation's thread.

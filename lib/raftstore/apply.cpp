@@ -7,6 +7,7 @@
 // membership changed; otherwise the raft log is the durable record.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -19,17 +20,6 @@
 namespace kvcore::raftstore {
 
 namespace {
-
-bool ops_in_region(const std::vector<WriteOp>& ops, const RegionMeta& r) {
-  for (const auto& op : ops) {
-    if (!r.contains(op.key)) return false;
-    if (op.kind == WriteOpKind::kDeleteRange && !r.end_key.empty() &&
-        (op.value.empty() || op.value > r.end_key)) {
-      return false;
-    }
-  }
-  return true;
-}
 
 void add_ops(WriteBatch& batch, const std::vector<WriteOp>& ops) {
   for (const auto& op : ops) {
@@ -97,7 +87,8 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
       } else if (cmd->batch_split) {
         result = apply_split(*cmd->batch_split, *batch);
         if (result.is_ok()) sync = true;
-      } else if (!ops_in_region(cmd->writes, region_)) {
+      } else if (!std::all_of(cmd->writes.begin(), cmd->writes.end(),
+                              [&](const WriteOp& op) { return op_in_region(op, region_); })) {
         result = key_not_in_region({}, region_);
       } else {
         add_ops(*batch, cmd->writes);
@@ -121,7 +112,7 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
   if (!ws.is_ok()) {
     // The kv engine refused the write: nothing of it is applied, and this
     // store cannot go on applying. Fail the proposers; the caller stops.
-    for (auto& r : results) complete_proposals(r.index, r.term, ws);
+    for (auto& r : results) complete_proposals(r.index, r.term, ws, ctx_.clock->now());
     return ws.with_context(fmt::format("region {}: apply", region_.id));
   }
   ctx_.metrics->applied_entries.inc(results.size());
@@ -155,11 +146,7 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
   }
   const Instant now = ctx_.clock->now();
   for (auto& r : results) {
-    if (!proposals_.empty() && proposals_.front().index <= r.index && proposals_.front().done) {
-      ctx_.metrics->write_seconds.observe(
-          std::chrono::duration<double>(now - proposals_.front().start).count());
-    }
-    complete_proposals(r.index, r.term, r.status);
+    complete_proposals(r.index, r.term, r.status, now);
   }
   return Status::ok();
 }
@@ -207,12 +194,14 @@ Status Peer::apply_split(const BatchSplitCmd& split, WriteBatch& batch) {
   return Status::ok();
 }
 
-void Peer::complete_proposals(raft::Index index, raft::Term term, const Status& result) {
+void Peer::complete_proposals(raft::Index index, raft::Term term, const Status& result,
+                              Instant now) {
   while (!proposals_.empty() && proposals_.front().index <= index) {
     Proposal p = std::move(proposals_.front());
     proposals_.pop_front();
     if (!p.done) continue;
     if (p.index == index && p.term == term) {
+      ctx_.metrics->write_seconds.observe(std::chrono::duration<double>(now - p.start).count());
       p.done(result);
     } else {
       p.done(Status(

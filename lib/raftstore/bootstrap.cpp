@@ -2,7 +2,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "kvcore/engine/registry.hpp"
 #include "raftlog/engine.hpp"
@@ -39,11 +38,7 @@ Status Store::bootstrap(const StoreOptions& options,
   }
   const StoreIdent ident{o.cluster_id, o.store_id};
 
-  if (!o.path.empty() && o.path.rfind("mem:", 0) != 0) {
-    std::error_code ec;
-    std::filesystem::create_directories(o.path, ec);
-    if (ec) return Status::io_error(fmt::format("create {}: {}", o.path, ec.message()));
-  }
+  KVCORE_RETURN_IF_ERROR(make_store_dir(o));
   KVCORE_ASSIGN_OR_RETURN(auto raft_engine,
                           raftlog::RaftLogEngine::open(o.raft_path, raftlog::RaftLogOptions{}));
   KVCORE_ASSIGN_OR_RETURN(auto kv, open_engine(o.engine, o.kv_path, o.engine_options));

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,11 +34,21 @@ inline constexpr raft::Term kInitTerm = 5;
 inline constexpr std::uint64_t kFirstRegionId = 1;
 
 [[nodiscard]] inline std::string apply_state_key(std::uint64_t region) {
-  std::string k = "apply/";
+  std::string k(kApplyStatePrefix);
   for (int shift = 56; shift >= 0; shift -= 8) {
     k.push_back(static_cast<char>((region >> shift) & 0xff));
   }
   return k;
+}
+
+// The region of an apply_state_key(); nullopt for any other key.
+[[nodiscard]] inline std::optional<std::uint64_t> region_of_apply_state_key(std::string_view key) {
+  if (key.size() != kApplyStatePrefix.size() + 8 || !key.starts_with(kApplyStatePrefix)) {
+    return std::nullopt;
+  }
+  std::uint64_t region = 0;
+  for (unsigned char c : key.substr(kApplyStatePrefix.size())) region = (region << 8) | c;
+  return region;
 }
 
 }  // namespace kvcore::raftstore

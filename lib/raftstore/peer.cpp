@@ -152,7 +152,7 @@ void Peer::step(RaftEnvelope env) {
   if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: step: {}", region_.id, s.to_string());
 }
 
-bool Peer::add_chunk(SnapshotChunk chunk, std::string* complete_data) {
+void Peer::add_chunk(SnapshotChunk chunk) {
   ctx_.metrics->snapshot_chunks_received.inc();
   const auto& meta = chunk.message.snapshot->metadata;
   Assembly& a = assemblies_[chunk.from_peer.id];
@@ -164,13 +164,14 @@ bool Peer::add_chunk(SnapshotChunk chunk, std::string* complete_data) {
     a.data.reserve(std::min<std::uint64_t>(chunk.total_bytes, ctx_.options->max_frame_bytes));
   } else if (!same || chunk.offset != a.data.size()) {
     ctx_.metrics->snapshot_chunks_dropped.inc();
-    return false;
+    return;
   }
   a.data.append(chunk.data);
-  if (a.data.size() < a.total) return false;
-  *complete_data = std::move(a.data);
+  if (a.data.size() < a.total) return;
+  std::string data = std::move(a.data);
   assemblies_.erase(chunk.from_peer.id);
-  return true;
+  chunk.data.clear();  // what is left is the header: the kSnapshot message
+  step_snapshot(std::move(chunk), std::move(data));
 }
 
 void Peer::step_snapshot(SnapshotChunk header, std::string data) {
@@ -214,15 +215,6 @@ Status Peer::not_leader() const {
 const PeerMeta* Peer::peer_meta(std::uint64_t peer_id) const {
   return peer_id == 0 ? nullptr : region_.peer_by_id(peer_id);
 }
-
-namespace {
-bool op_in_region(const WriteOp& op, const RegionMeta& r) {
-  if (!r.contains(op.key)) return false;
-  if (op.kind != WriteOpKind::kDeleteRange) return true;
-  if (r.end_key.empty()) return true;
-  return !op.value.empty() && op.value <= r.end_key;
-}
-}  // namespace
 
 void Peer::propose(WriteRequest req) {
   if (!is_leader()) {

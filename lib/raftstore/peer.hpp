@@ -81,11 +81,9 @@ class Peer {
 
   // --- inputs ---------------------------------------------------------------
   void step(RaftEnvelope env);
-  // A complete snapshot assembled from chunks.
-  void step_snapshot(SnapshotChunk header, std::string data);
-  // Adds a snapshot chunk to the transfer in progress; true when complete
-  // (then the whole data is in *complete_data).
-  bool add_chunk(SnapshotChunk chunk, std::string* complete_data);
+  // Adds a snapshot chunk to the transfer from its sender; the last one
+  // steps the assembled snapshot into raft.
+  void add_chunk(SnapshotChunk chunk);
   void tick();
   void propose(WriteRequest req);
   // Proposes a batch split (new region and peer ids already allocated);
@@ -150,6 +148,7 @@ class Peer {
 
   Peer(const PeerContext& ctx, RegionMeta region, ApplyState apply, std::uint64_t self_peer);
 
+  void step_snapshot(SnapshotChunk header, std::string data);
   void send(const raft::Message& m, Outbox& out);
   void send_snapshot(const raft::Message& m, Outbox& out);
   void on_soft_state(const raft::SoftState& ss);
@@ -158,7 +157,9 @@ class Peer {
   // Applies a split to region_ and adds the new regions' apply states to
   // `batch`; their raft state is written once the batch is.
   [[nodiscard]] Status apply_split(const BatchSplitCmd& split, WriteBatch& batch);
-  void complete_proposals(raft::Index index, raft::Term term, const Status& result);
+  // Completes the proposals up to `index`: the one at (index, term) with
+  // `result` (its latency observed at `now`), older ones as superseded.
+  void complete_proposals(raft::Index index, raft::Term term, const Status& result, Instant now);
   void serve_waiting_reads();
   void renew_lease(Instant base);
   void publish_lease();

@@ -51,6 +51,14 @@ Result<StoreOptions> resolve_options(const StoreOptions& in) {
   return o;
 }
 
+Status make_store_dir(const StoreOptions& o) {
+  if (o.path.empty() || o.path.rfind("mem:", 0) == 0) return Status::ok();
+  std::error_code ec;
+  std::filesystem::create_directories(o.path, ec);
+  if (ec) return Status::io_error(fmt::format("create {}: {}", o.path, ec.message()));
+  return Status::ok();
+}
+
 StoreImpl::StoreImpl(const StoreOptions& options, Transport& transport)
     : options_(options), transport_(transport) {}
 
@@ -69,11 +77,7 @@ Status StoreImpl::start() {
   } else {
     rt_ = options_.runtime;
   }
-  std::error_code ec;
-  if (!options_.path.empty() && options_.path.rfind("mem:", 0) != 0) {
-    std::filesystem::create_directories(options_.path, ec);
-    if (ec) return Status::io_error(fmt::format("create {}: {}", options_.path, ec.message()));
-  }
+  KVCORE_RETURN_IF_ERROR(make_store_dir(options_));
   raftlog::RaftLogOptions ro;
   KVCORE_ASSIGN_OR_RETURN(raft_engine_, raftlog::RaftLogEngine::open(options_.raft_path, ro));
   KVCORE_ASSIGN_OR_RETURN(kv_,
@@ -122,11 +126,7 @@ Status StoreImpl::start() {
     io.upper_bound = std::string(kApplyStatePrefix.substr(0, kApplyStatePrefix.size() - 1)) + "0";
     auto it = kv_->new_iterator(CF::kRaft, io);
     for (it->seek_to_first(); it->valid(); it->next()) {
-      const std::string_view k = it->key().substr(kApplyStatePrefix.size());
-      if (k.size() != 8) continue;
-      std::uint64_t id = 0;
-      for (unsigned char c : k) id = (id << 8) | c;
-      regions.insert(id);
+      if (auto id = region_of_apply_state_key(it->key())) regions.insert(*id);
     }
     KVCORE_RETURN_IF_ERROR(it->status());
   }
@@ -256,13 +256,7 @@ void StoreImpl::handle(Input& in) {
         metrics_.messages_unknown_region.inc();
         continue;
       }
-      std::string data;
-      std::string piece = std::move(chunk.data);
-      SnapshotChunk header = chunk;  // the message, without the data
-      chunk.data = std::move(piece);
-      if (it->second->add_chunk(std::move(chunk), &data)) {
-        it->second->step_snapshot(std::move(header), std::move(data));
-      }
+      it->second->add_chunk(std::move(chunk));
     }
     return;
   }
@@ -347,11 +341,16 @@ void StoreImpl::run_round_locked() {
     return;
   }
   const Instant start = rt_->clock().now();
-  for (auto& in : inputs) handle(in);
+  bool ticked = false;
+  for (auto& in : inputs) {
+    ticked = ticked || std::holds_alternative<TickInput>(in);
+    handle(in);
+  }
 
   // Persist and apply until quiet, a few times at most, so new inputs are
   // not kept waiting behind a long chain of readies.
   std::uint64_t fsyncs = 0;
+  std::vector<Peer*> touched;  // whose status may have changed
   for (int pass = 0; pass < 4; ++pass) {
     raftlog::LogBatch batch;
     Outbox out;
@@ -361,13 +360,13 @@ void StoreImpl::run_round_locked() {
       if (!peer->has_ready()) continue;
       Status s = peer->begin_ready(start, batch, out, &sync);
       if (!s.is_ok()) {
-        KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, id, s.to_string());
-        failed_ = true;
+        stop_on_error(s.with_context(fmt::format("region {}", id)));
         return;
       }
       readied.push_back(peer.get());
     }
     if (readied.empty()) break;
+    touched.insert(touched.end(), readied.begin(), readied.end());
     if (batch.empty()) {
       // Nothing to persist (typically the pass that commits): apply and
       // answer the proposers first, then send the commit index along.
@@ -381,10 +380,7 @@ void StoreImpl::run_round_locked() {
     const std::uint64_t before = raft_engine_->fsyncs();
     Status s = raft_engine_->write(batch, sync && options_.sync_log);
     if (!s.is_ok()) {
-      KVCORE_LOG_ERROR("store {}: raft log write failed, store stops: {}", options_.store_id,
-                       s.to_string());
-      failed_ = true;
-      for (auto& [id, peer] : peers_) peer->fail_all(s);
+      stop_on_error(s.with_context("raft log write"));
       return;
     }
     fsyncs += raft_engine_->fsyncs() - before;
@@ -394,30 +390,41 @@ void StoreImpl::run_round_locked() {
     send_outbox(out);
   }
   metrics_.fsyncs_per_round.observe(static_cast<double>(fsyncs));
-  open_split_regions();
-  refresh_status();
-  bool more = false;
-  for (auto& [id, peer] : peers_) more = more || peer->has_ready();
-  if (more) {
-    bool post = false;
-    {
-      std::lock_guard lock(inbox_mu_);
-      if (!round_scheduled_ && !stopping_) {
-        round_scheduled_ = true;
-        post = true;
-      }
-    }
-    if (post) raft_exec_->post([this] { run_round(); });
+  // Only the peers that handled a ready changed, except that time moves
+  // leases: a tick round (and a change in the set of regions) renews all.
+  if (update_regions() || ticked) {
+    refresh_status();
+  } else {
+    refresh_status(touched);
   }
+  for (auto& [id, peer] : peers_) {
+    if (peer->has_ready()) {
+      schedule_round();
+      break;
+    }
+  }
+}
+
+void StoreImpl::schedule_round() {
+  {
+    std::lock_guard lock(inbox_mu_);
+    if (round_scheduled_ || stopping_) return;
+    round_scheduled_ = true;
+  }
+  raft_exec_->post([this] { run_round(); });
+}
+
+void StoreImpl::stop_on_error(const Status& s) {
+  KVCORE_LOG_ERROR("store {}: {}; the store stops serving", options_.store_id, s.to_string());
+  failed_ = true;
+  for (auto& [id, peer] : peers_) peer->fail_all(s);
 }
 
 bool StoreImpl::finish_all(const std::vector<Peer*>& readied, Outbox& out) {
   for (Peer* p : readied) {
     Status s = p->finish_ready(out);
     if (!s.is_ok()) {
-      KVCORE_LOG_ERROR("store {}: region {}: {}", options_.store_id, p->region_id(), s.to_string());
-      failed_ = true;
-      for (auto& [id, peer] : peers_) peer->fail_all(s);
+      stop_on_error(s.with_context(fmt::format("region {}", p->region_id())));
       return false;
     }
   }
@@ -544,7 +551,7 @@ void StoreImpl::add_peer(std::unique_ptr<Peer> peer) {
   peers_[id] = std::move(peer);
 }
 
-void StoreImpl::open_split_regions() {
+bool StoreImpl::update_regions() {
   std::vector<std::pair<RegionMeta, bool>> created;
   for (auto& [id, peer] : peers_) {
     for (auto& meta : peer->take_split_results())
@@ -573,17 +580,8 @@ void StoreImpl::open_split_regions() {
     // instead of waiting out an election timeout.
     if (parent_leads) p->campaign();
   }
-  if (!created.empty()) {
-    bool post = false;
-    {
-      std::lock_guard lock(inbox_mu_);
-      if (!round_scheduled_ && !stopping_) {
-        round_scheduled_ = true;
-        post = true;
-      }
-    }
-    if (post) raft_exec_->post([this] { run_round(); });
-  }
+  if (!created.empty()) schedule_round();
+  return !created.empty();
 }
 
 Result<std::uint64_t> StoreImpl::alloc_id() {
@@ -605,18 +603,27 @@ Result<std::uint64_t> StoreImpl::alloc_id() {
 }
 
 void StoreImpl::refresh_status() {
-  std::vector<RegionStatus> st;
-  st.reserve(peers_.size());
+  std::map<std::uint64_t, RegionStatus> st;
   for (const auto& [id, peer] : peers_) {
-    if (peer->initialized()) st.push_back(peer->status());
+    if (peer->initialized()) st.emplace(id, peer->status());
   }
   std::lock_guard lock(status_mu_);
   status_ = std::move(st);
 }
 
+void StoreImpl::refresh_status(const std::vector<Peer*>& peers) {
+  std::lock_guard lock(status_mu_);
+  for (const Peer* p : peers) {
+    if (p->initialized()) status_[p->region_id()] = p->status();
+  }
+}
+
 std::vector<RegionStatus> StoreImpl::regions() const {
   std::lock_guard lock(status_mu_);
-  return status_;
+  std::vector<RegionStatus> out;
+  out.reserve(status_.size());
+  for (const auto& [id, st] : status_) out.push_back(st);
+  return out;
 }
 
 std::string StoreImpl::metrics_text() const { return registry_.prometheus_text(); }

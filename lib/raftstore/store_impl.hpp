@@ -30,6 +30,8 @@ namespace kvcore::raftstore {
 
 // The options after defaults are filled in; InvalidArgument when invalid.
 [[nodiscard]] Result<StoreOptions> resolve_options(const StoreOptions& in);
+// Creates the store's directory (options.path) when it is on disk.
+[[nodiscard]] Status make_store_dir(const StoreOptions& options);
 
 class StoreImpl final : public Store {
  public:
@@ -108,6 +110,11 @@ class StoreImpl final : public Store {
   void enqueue(Input in, bool run_here = false);
   void schedule_tick();
   void run_round();
+  // Posts a round to the raft thread unless one is due already.
+  void schedule_round();
+  // After a failed write: fails every pending request; the store serves no
+  // more (failed_). REQUIRES: round_mu_ held.
+  void stop_on_error(const Status& s);
   // REQUIRES: round_mu_ held.
   void run_round_locked();
   void async_write_impl(RawBatch batch, const RequestOptions& opts, WriteCallback done,
@@ -117,9 +124,13 @@ class StoreImpl final : public Store {
   // finish_ready() of each peer; false (and the store failed) on an error.
   [[nodiscard]] bool finish_all(const std::vector<Peer*>& readied, Outbox& out);
   void send_frame(std::uint64_t to, Frame& frame);
+  // regions() from every peer, or from the peers given (the rest keep their
+  // last status). REQUIRES: round_mu_ held (or not yet started).
   void refresh_status();
-  // Opens the peers of regions that splits created, and routes to them.
-  void open_split_regions();
+  void refresh_status(const std::vector<Peer*>& peers);
+  // After a round: routes regions whose range a snapshot changed, and opens
+  // the peers of regions that splits created. True when regions were added.
+  bool update_regions();
   // An uninitialized peer of `region` (see Peer::create_uninitialized);
   // peers_.end() when it cannot be made.
   std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator create_peer(std::uint64_t region,
@@ -138,9 +149,19 @@ class StoreImpl final : public Store {
 
   // The lease state of the region holding `key`; nullptr when none.
   [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;
-  // A point get served under the lease on this thread; nullopt when it must
-  // go through the raft thread (no lease, not yet applied in its term).
-  [[nodiscard]] std::optional<Result<std::optional<std::string>>> lease_get(std::string_view key);
+  // A point get answered on this thread: under the lease, or refused
+  // (NotLeader, RegionNotFound). nullopt when it must go through the raft
+  // thread (no lease, nothing applied in its term yet); *region_id then
+  // names the region to queue it for.
+  [[nodiscard]] std::optional<Result<std::optional<std::string>>> lease_get(
+      std::string_view key, std::uint64_t* region_id);
+  // Queues a point get for a ReadIndex round of `region_id`.
+  void queue_get(std::string_view key, std::uint64_t region_id, const RequestOptions& opts,
+                 GetCallback done);
+  // NotLeader with the lease's leader hint, counted. REQUIRES: lease.mu held.
+  [[nodiscard]] Status refuse_not_leader(const LeaseState& lease);
+  // The lease lets this store's leader serve reads now.
+  [[nodiscard]] bool lease_holds(const LeaseState& lease) const;
   // Serves `req` locally when the lease allows; otherwise queues it.
   void read(ReadRequest req, std::string_view route_key);
 
@@ -174,7 +195,7 @@ class StoreImpl final : public Store {
   bool stopping_ = false;         // guarded by inbox_mu_
 
   mutable std::mutex status_mu_;
-  std::vector<RegionStatus> status_;  // guarded by status_mu_
+  std::map<std::uint64_t, RegionStatus> status_;  // guarded by status_mu_
 
   runtime::TimerId tick_timer_;    // guarded by anchor_->mu
   bool failed_ = false;            // raft thread: a write failed; the store serves nothing

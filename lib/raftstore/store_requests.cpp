@@ -50,7 +50,18 @@ std::shared_ptr<LeaseState> StoreImpl::route(std::string_view key) const {
   return it->second->region.contains(key) ? it->second : nullptr;
 }
 
-std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::string_view key) {
+Status StoreImpl::refuse_not_leader(const LeaseState& lease) {
+  metrics_.not_leader.inc();
+  return not_leader_status(lease.region.id, lease.leader_store, lease.leader_peer);
+}
+
+bool StoreImpl::lease_holds(const LeaseState& lease) const {
+  std::lock_guard lock(lease.mu);
+  return lease.leader && lease.applied_current_term && rt_->clock().now() < lease.lease_until;
+}
+
+std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::string_view key,
+                                                                       std::uint64_t* region_id) {
   auto lease = route(key);
   if (!lease) {
     return Result<std::optional<std::string>>(
@@ -58,26 +69,28 @@ std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::stri
   }
   {
     std::lock_guard lock(lease->mu);
-    if (!lease->leader) {
-      metrics_.not_leader.inc();
-      return Result<std::optional<std::string>>(
-          not_leader_status(lease->region.id, lease->leader_store, lease->leader_peer));
-    }
+    *region_id = lease->region.id;
+    if (!lease->leader) return Result<std::optional<std::string>>(refuse_not_leader(*lease));
     if (lease->lease_until == Instant::min() || !lease->applied_current_term) return std::nullopt;
   }
   // The read first, the clock second: the read sees the engine as of some
   // moment before the check, and if the lease holds at the check it held
   // then (the same argument as a snapshot taken before the check).
   auto value = kv_->get(CF::kDefault, key);
-  {
-    std::lock_guard lock(lease->mu);
-    if (!lease->leader || !lease->applied_current_term ||
-        rt_->clock().now() >= lease->lease_until) {
-      return std::nullopt;
-    }
-  }
+  if (!lease_holds(*lease)) return std::nullopt;
   metrics_.lease_reads.inc();
   return value;
+}
+
+void StoreImpl::queue_get(std::string_view key, std::uint64_t region_id, const RequestOptions& opts,
+                          GetCallback done) {
+  ReadRequest req;
+  req.region_id = region_id;
+  req.args = GetArgs{std::string(key)};
+  req.start = rt_->clock().now();
+  req.deadline = deadline_of(rt_->clock(), opts);
+  req.get_done = std::move(done);
+  enqueue(ReadInput{std::move(req)});
 }
 
 void StoreImpl::read(ReadRequest req, std::string_view route_key) {
@@ -86,16 +99,13 @@ void StoreImpl::read(ReadRequest req, std::string_view route_key) {
     req.fail(Status(Code::kUnavailable, "no region here holds the key", SubCode::kRegionNotFound));
     return;
   }
-  runtime::Clock& clock = rt_->clock();
   RegionMeta region;
   bool try_local = false;
   {
     std::lock_guard lock(lease->mu);
     req.region_id = lease->region.id;
     if (!lease->leader) {
-      metrics_.not_leader.inc();
-      Status s = not_leader_status(lease->region.id, lease->leader_store, lease->leader_peer);
-      req.fail(s);
+      req.fail(refuse_not_leader(*lease));
       return;
     }
     if (lease->lease_until != Instant::min() && lease->applied_current_term) {
@@ -107,14 +117,10 @@ void StoreImpl::read(ReadRequest req, std::string_view route_key) {
     // The snapshot first, the clock second: if the lease still holds after
     // the snapshot was taken, it held when it was taken.
     auto snap = kv_->snapshot();
-    bool valid = false;
-    {
-      std::lock_guard lock(lease->mu);
-      valid = lease->leader && lease->applied_current_term && clock.now() < lease->lease_until;
-    }
-    if (valid) {
+    if (lease_holds(*lease)) {
       metrics_.lease_reads.inc();
-      metrics_.read_seconds.observe(std::chrono::duration<double>(clock.now() - req.start).count());
+      metrics_.read_seconds.observe(
+          std::chrono::duration<double>(rt_->clock().now() - req.start).count());
       execute_read(*snap, region, req);
       return;
     }
@@ -123,16 +129,12 @@ void StoreImpl::read(ReadRequest req, std::string_view route_key) {
 }
 
 void StoreImpl::async_get(std::string_view key, const RequestOptions& opts, GetCallback done) {
-  if (auto local = lease_get(key)) {
+  std::uint64_t region_id = 0;
+  if (auto local = lease_get(key, &region_id)) {
     done(std::move(*local));
     return;
   }
-  ReadRequest req;
-  req.args = GetArgs{std::string(key)};
-  req.start = rt_->clock().now();
-  req.deadline = deadline_of(rt_->clock(), opts);
-  req.get_done = std::move(done);
-  read(std::move(req), key);
+  queue_get(key, region_id, opts, std::move(done));
 }
 
 void StoreImpl::async_scan(std::string_view start, std::string_view end, std::size_t limit,
@@ -164,8 +166,7 @@ void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, Wri
   {
     std::lock_guard lock(lease->mu);
     if (!lease->leader) {
-      metrics_.not_leader.inc();
-      done(not_leader_status(lease->region.id, lease->leader_store, lease->leader_peer));
+      done(refuse_not_leader(*lease));
       return;
     }
     req.region_id = lease->region.id;
@@ -207,9 +208,10 @@ Status StoreImpl::split_region(std::uint64_t region_id, std::vector<std::string>
 
 Result<std::optional<std::string>> StoreImpl::get(std::string_view key,
                                                   const RequestOptions& opts) {
-  if (auto local = lease_get(key)) return std::move(*local);
+  std::uint64_t region_id = 0;
+  if (auto local = lease_get(key, &region_id)) return std::move(*local);
   using R = Result<std::optional<std::string>>;
-  return wait_for<R>([&](auto cb) { async_get(key, opts, std::move(cb)); });
+  return wait_for<R>([&](auto cb) { queue_get(key, region_id, opts, std::move(cb)); });
 }
 
 Result<std::vector<KvPair>> StoreImpl::scan(std::string_view start, std::string_view end,

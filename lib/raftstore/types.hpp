@@ -107,6 +107,13 @@ struct WriteOp {
   friend bool operator==(const WriteOp&, const WriteOp&) = default;
 };
 
+// Whether `op` touches only keys of `r` (a delete-range must end inside it).
+[[nodiscard]] inline bool op_in_region(const WriteOp& op, const RegionMeta& r) {
+  if (!r.contains(op.key)) return false;
+  if (op.kind != WriteOpKind::kDeleteRange || r.end_key.empty()) return true;
+  return !op.value.empty() && op.value <= r.end_key;
+}
+
 // Discard raft log entries up to and including compact_index.
 struct CompactLogCmd {
   raft::Index compact_index = 0;
