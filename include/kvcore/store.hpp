@@ -162,6 +162,13 @@ struct RegionStatus {
   std::uint64_t version = 0;
   std::uint64_t peer_id = 0;
   std::vector<std::uint64_t> voter_stores;
+  std::vector<std::uint64_t> learner_stores;
+  // In a joint configuration (between the two steps of a change_peers()
+  // with several changes): voter_stores are the incoming voters.
+  bool joint = false;
+  // Between a merge's PrepareMerge and its commit or rollback: the region
+  // takes no writes.
+  bool merging = false;
   bool is_leader = false;
   std::uint64_t leader_store = 0;  // 0 when unknown
   std::uint64_t term = 0;
@@ -170,6 +177,18 @@ struct RegionStatus {
   std::uint64_t first_log_index = 0;
   std::uint64_t last_log_index = 0;
   bool lease_valid = false;
+};
+
+// One membership change of Store::change_peers().
+struct PeerChangeRequest {
+  enum class Kind : std::uint8_t {
+    kAddLearner,   // a new learner on store_id; it catches up by snapshot
+    kAddVoter,     // promote the learner on store_id (or add a new voter)
+    kDemoteVoter,  // the voter on store_id becomes a learner
+    kRemove,       // remove the peer on store_id (a voter: demote it first)
+  };
+  Kind kind = Kind::kAddLearner;
+  std::uint64_t store_id = 0;
 };
 
 using WriteCallback = UniqueFunction<void(Status)>;
@@ -243,6 +262,31 @@ class Store {
                                             std::vector<std::string> split_keys,
                                             const RequestOptions& opts = {}) = 0;
   virtual void async_split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
+                                  const RequestOptions& opts, WriteCallback done) = 0;
+
+  // Changes the peers of region `region_id` (this store's peer must lead
+  // it) in one raft configuration change (ChangePeerV2). One change of a
+  // voter applies directly; several changes enter a joint configuration,
+  // which the leader then leaves on its own (retrying until it is left).
+  // Done when the change is applied on this store and any joint state is
+  // left. A voter is added by adding a learner, letting it catch up, then
+  // promoting it; it is removed by demoting it, then removing the learner.
+  // FailedPrecondition while another change or a merge is in flight.
+  [[nodiscard]] virtual Status change_peers(std::uint64_t region_id,
+                                            std::vector<PeerChangeRequest> changes,
+                                            const RequestOptions& opts = {}) = 0;
+  virtual void async_change_peers(std::uint64_t region_id, std::vector<PeerChangeRequest> changes,
+                                  const RequestOptions& opts, WriteCallback done) = 0;
+
+  // Merges region `source_region` into the adjacent `target_region` (this
+  // store's peer must lead the source; both must have peers on the same
+  // stores). Done when the target has taken the source's range on this
+  // store; the source is then gone. Aborted (and the source serves again)
+  // when the target changed before the merge committed.
+  [[nodiscard]] virtual Status merge_region(std::uint64_t source_region,
+                                            std::uint64_t target_region,
+                                            const RequestOptions& opts = {}) = 0;
+  virtual void async_merge_region(std::uint64_t source_region, std::uint64_t target_region,
                                   const RequestOptions& opts, WriteCallback done) = 0;
 
   [[nodiscard]] virtual std::uint64_t store_id() const = 0;

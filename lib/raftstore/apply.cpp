@@ -1,10 +1,11 @@
 // Peer: applying committed entries and snapshots to the kv engine.
 //
 // All entries of a round are applied in one kv write batch together with the
-// new apply state, so after a crash the store resumes exactly after the last
+// new apply state (one batch shared by every region an apply worker takes in
+// the round), so after a crash the store resumes exactly after the last
 // entry whose effects survived (applied exactly once). The batch is synced
-// only when the raft log is about to lose entries (CompactLog) or the
-// membership changed; otherwise the raft log is the durable record.
+// only when the raft log is about to lose entries (CompactLog) or a region's
+// metadata changed; otherwise the raft log is the durable record.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "raftstore/codec.hpp"
 #include "raftstore/keys.hpp"
 #include "raftstore/peer.hpp"
+#include "raftstore/ranges.hpp"
 #include "raftstore/region_init.hpp"
 #include "util/log.hpp"
 
@@ -21,32 +23,26 @@ namespace kvcore::raftstore {
 
 namespace {
 
-void add_ops(WriteBatch& batch, const std::vector<WriteOp>& ops) {
+Status add_ops(const Engine& kv, WriteBatch& batch, const std::vector<WriteOp>& ops) {
   for (const auto& op : ops) {
     switch (op.kind) {
       case WriteOpKind::kPut: batch.put(op.cf, op.key, op.value); break;
       case WriteOpKind::kDelete: batch.delete_key(op.cf, op.key); break;
-      case WriteOpKind::kDeleteRange: batch.delete_range(op.cf, op.key, op.value); break;
+      case WriteOpKind::kDeleteRange:
+        KVCORE_RETURN_IF_ERROR(delete_range_in(kv, batch, op.cf, op.key, op.value));
+        break;
     }
   }
+  return Status::ok();
 }
 
 }  // namespace
 
-Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
-  auto batch = ctx_.kv->new_write_batch();
+Status Peer::apply_entries(const std::vector<raft::Entry>& entries, ApplyBatch& ab) {
+  WriteBatch& batch = *ab.batch;
   bool sync = false;
-  std::optional<CompactLogCmd> compact;
-  struct Result {
-    raft::Index index;
-    raft::Term term;
-    Status status;
-  };
-  std::vector<Result> results;
-  results.reserve(entries.size());
   const bool leader = is_leader();
   const raft::Term term = raw_->term();
-  Instant lease_base = Instant::min();
 
   for (const auto& e : entries) {
     if (e.index <= apply_state_.applied_index) continue;
@@ -78,60 +74,66 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
             c.compact_index <= apply_state_.applied_index) {
           apply_state_.truncated_index = c.compact_index;
           apply_state_.truncated_term = c.compact_term;
-          compact = c;
+          staged_.compact = c;
           sync = true;
         }
       } else if (cmd->header.epoch.version != region_.epoch.version) {
         result = Status(Code::kUnavailable, fmt::format("region {} epoch changed", region_.id),
                         SubCode::kEpochNotMatch);
       } else if (cmd->batch_split) {
-        result = apply_split(*cmd->batch_split, *batch);
+        result = apply_split(*cmd->batch_split, batch);
         if (result.is_ok()) sync = true;
       } else if (!std::all_of(cmd->writes.begin(), cmd->writes.end(),
                               [&](const WriteOp& op) { return op_in_region(op, region_); })) {
         result = key_not_in_region({}, region_);
       } else {
-        add_ops(*batch, cmd->writes);
+        KVCORE_RETURN_IF_ERROR(add_ops(*ctx_.kv, batch, cmd->writes));
       }
     }
     apply_state_.applied_index = e.index;
     apply_state_.applied_term = e.term;
-    results.push_back({e.index, e.term, std::move(result)});
+    staged_.results.push_back({e.index, e.term, std::move(result)});
     if (leader && e.term == term) {
       while (!append_times_.empty() && append_times_.front().first <= e.index) {
-        lease_base = append_times_.front().second;
+        staged_.lease_base = append_times_.front().second;
         append_times_.pop_front();
       }
     }
   }
   apply_state_.region = region_;
-  batch->put(CF::kRaft, apply_state_key(region_.id), encode_apply_state(apply_state_));
-  WriteOptions wo;
-  wo.sync = sync;
-  Status ws = ctx_.kv->write(*batch, wo);
-  if (!ws.is_ok()) {
+  batch.put(CF::kRaft, apply_state_key(region_.id), encode_apply_state(apply_state_));
+  staged_.meta_changed = staged_.meta_changed || sync;
+  ab.sync = ab.sync || sync;
+  return Status::ok();
+}
+
+Status Peer::post_apply(const Status& write_status) {
+  Staged st = std::move(staged_);
+  staged_ = Staged{};
+  if (!write_status.is_ok()) {
     // The kv engine refused the write: nothing of it is applied, and this
     // store cannot go on applying. Fail the proposers; the caller stops.
-    for (auto& r : results) complete_proposals(r.index, r.term, ws, ctx_.clock->now());
-    return ws.with_context(fmt::format("region {}: apply", region_.id));
+    for (auto& r : st.results) complete_proposals(r.index, r.term, write_status, ctx_.clock->now());
+    return write_status.with_context(fmt::format("region {}: apply", region_.id));
   }
-  ctx_.metrics->applied_entries.inc(results.size());
-  if (lease_base != Instant::min()) renew_lease(lease_base);
+  if (!st.results.empty()) ctx_.metrics->applied_entries.inc(st.results.size());
+  if (st.lease_base != Instant::min()) renew_lease(st.lease_base);
 
-  if (compact) {
+  if (st.compact) {
     raftlog::LogBatch lb;
-    Status cs = storage_->log().compact(lb, compact->compact_index);
+    Status cs = storage_->log().compact(lb, st.compact->compact_index);
     if (cs.is_ok()) cs = ctx_.raft_engine->write(lb, false);
     if (cs.is_ok()) {
       ctx_.metrics->log_compactions.inc();
       log_bytes_ = 0;
     } else {
       KVCORE_LOG_WARN("region {}: raft log compaction to {} failed: {}", region_.id,
-                      compact->compact_index, cs.to_string());
+                      st.compact->compact_index, cs.to_string());
     }
   }
-  if (sync) {
-    RegionLocalState rs{PeerState::kNormal, region_};
+  if (st.meta_changed) {
+    RegionLocalState rs{apply_state_.merge_state ? PeerState::kMerging : PeerState::kNormal,
+                        region_, apply_state_.merge_state};
     raftlog::LogBatch lb;
     storage_->log().set_conf_state(lb, apply_state_.conf_state);
     lb.put_state(region_.id, kRegionStateKey, encode_region_state(rs));
@@ -145,9 +147,9 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
     pending_splits_.clear();
   }
   const Instant now = ctx_.clock->now();
-  for (auto& r : results) {
-    complete_proposals(r.index, r.term, r.status, now);
-  }
+  for (auto& r : st.results) complete_proposals(r.index, r.term, r.status, now);
+  serve_waiting_reads();
+  publish_lease();
   return Status::ok();
 }
 
@@ -227,10 +229,14 @@ Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*rou
   for (CF cf : std::array{CF::kDefault, CF::kLock, CF::kWrite}) {
     // An uninitialized peer has no range of its own yet: only the
     // snapshot's range is cleared.
-    if (initialized_) batch->delete_range(cf, region_.start_key, region_.end_key);
+    if (initialized_) {
+      KVCORE_RETURN_IF_ERROR(
+          delete_range_in(*ctx_.kv, *batch, cf, region_.start_key, region_.end_key));
+    }
     if (!initialized_ ||
         !(st.region.start_key == region_.start_key && st.region.end_key == region_.end_key)) {
-      batch->delete_range(cf, st.region.start_key, st.region.end_key);
+      KVCORE_RETURN_IF_ERROR(
+          delete_range_in(*ctx_.kv, *batch, cf, st.region.start_key, st.region.end_key));
     }
   }
   CF cf;
@@ -251,7 +257,9 @@ Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*rou
   raftlog::LogBatch lb;
   KVCORE_RETURN_IF_ERROR(storage_->log().apply_snapshot(lb, snap.metadata));
   lb.put_state(region_.id, kRegionStateKey,
-               encode_region_state(RegionLocalState{PeerState::kNormal, st.region}));
+               encode_region_state(RegionLocalState{
+                   st.merge_state ? PeerState::kMerging : PeerState::kNormal, st.region,
+                   st.merge_state}));
   KVCORE_RETURN_IF_ERROR(ctx_.raft_engine->write(lb, true));
 
   if (!initialized_ || region_.start_key != st.region.start_key ||

@@ -61,6 +61,7 @@ pb::PeerState to_pb(PeerState s) {
   switch (s) {
     case PeerState::kNormal: return pb::PEER_STATE_NORMAL;
     case PeerState::kTombstone: return pb::PEER_STATE_TOMBSTONE;
+    case PeerState::kMerging: return pb::PEER_STATE_MERGING;
   }
   return static_cast<pb::PeerState>(kNoSuchEnumValue);
 }
@@ -68,6 +69,7 @@ std::optional<PeerState> from_pb(pb::PeerState s) {
   switch (s) {
     case pb::PEER_STATE_NORMAL: return PeerState::kNormal;
     case pb::PEER_STATE_TOMBSTONE: return PeerState::kTombstone;
+    case pb::PEER_STATE_MERGING: return PeerState::kMerging;
     default: return std::nullopt;
   }
 }
@@ -104,6 +106,23 @@ std::optional<WriteOpKind> from_pb(pb::WriteOpKind k) {
     case pb::WRITE_OP_PUT: return WriteOpKind::kPut;
     case pb::WRITE_OP_DELETE: return WriteOpKind::kDelete;
     case pb::WRITE_OP_DELETE_RANGE: return WriteOpKind::kDeleteRange;
+    default: return std::nullopt;
+  }
+}
+
+pb::ConfChangeType to_pb(raft::ConfChangeType t) {
+  switch (t) {
+    case raft::ConfChangeType::kAddNode: return pb::CONF_CHANGE_ADD_NODE;
+    case raft::ConfChangeType::kRemoveNode: return pb::CONF_CHANGE_REMOVE_NODE;
+    case raft::ConfChangeType::kAddLearnerNode: return pb::CONF_CHANGE_ADD_LEARNER_NODE;
+  }
+  return static_cast<pb::ConfChangeType>(kNoSuchEnumValue);
+}
+std::optional<raft::ConfChangeType> from_pb(pb::ConfChangeType t) {
+  switch (t) {
+    case pb::CONF_CHANGE_ADD_NODE: return raft::ConfChangeType::kAddNode;
+    case pb::CONF_CHANGE_REMOVE_NODE: return raft::ConfChangeType::kRemoveNode;
+    case pb::CONF_CHANGE_ADD_LEARNER_NODE: return raft::ConfChangeType::kAddLearnerNode;
     default: return std::nullopt;
   }
 }
@@ -328,6 +347,15 @@ Status get(pb::Message& p, raft::Message* m) {
   return Status::ok();
 }
 
+void put(const MergeState& m, pb::MergeState* p) {
+  p->set_min_index(m.min_index);
+  put(m.target, p->mutable_target());
+  p->set_commit(m.commit);
+}
+MergeState get(pb::MergeState& p) {
+  return MergeState{p.min_index(), get(*p.mutable_target()), p.commit()};
+}
+
 void put(const ApplyState& s, pb::ApplyState* p) {
   p->set_applied_index(s.applied_index);
   p->set_applied_term(s.applied_term);
@@ -335,6 +363,18 @@ void put(const ApplyState& s, pb::ApplyState* p) {
   p->set_truncated_term(s.truncated_term);
   put(s.region, p->mutable_region());
   put(s.conf_state, p->mutable_conf_state());
+  if (s.merge_state) put(*s.merge_state, p->mutable_merge_state());
+}
+
+// Corruption for an entry type out of range.
+Status get(pb::Entry& pe, raft::Entry* e) {
+  const auto et = from_pb(pe.type());
+  if (!et) return Status::corruption("entry type " + enum_num(pe.type()) + " out of range");
+  e->term = pe.term();
+  e->index = pe.index();
+  e->type = *et;
+  e->data = std::move(*pe.mutable_data());
+  return Status::ok();
 }
 
 void put(const RaftEnvelope& m, pb::RaftEnvelope* p) {
@@ -399,6 +439,7 @@ std::string encode_region_state(const RegionLocalState& s) {
   pb::RegionLocalState p;
   p.set_state(to_pb(s.state));
   put(s.region, p.mutable_region());
+  if (s.merge_state) put(*s.merge_state, p.mutable_merge_state());
   return p.SerializeAsString();
 }
 
@@ -412,6 +453,7 @@ Result<RegionLocalState> decode_region_state(std::string_view in) {
   RegionLocalState s;
   s.state = *state;
   s.region = get(*p.mutable_region());
+  if (p.has_merge_state()) s.merge_state = get(*p.mutable_merge_state());
   return s;
 }
 
@@ -431,6 +473,7 @@ Result<ApplyState> decode_apply_state(std::string_view in) {
   s.truncated_term = p.truncated_term();
   s.region = get(*p.mutable_region());
   s.conf_state = get(p.conf_state());
+  if (p.has_merge_state()) s.merge_state = get(*p.mutable_merge_state());
   return s;
 }
 
@@ -474,6 +517,26 @@ std::string encode_cmd(const RaftCmd& cmd) {
       for (auto id : r.peer_ids) pr->add_peer_ids(id);
     }
   }
+  if (cmd.change_peer) {
+    auto* cp = p.mutable_change_peer();
+    for (const auto& c : cmd.change_peer->changes) {
+      auto* pc = cp->add_changes();
+      pc->set_type(to_pb(c.type));
+      put(c.peer, pc->mutable_peer());
+    }
+  }
+  if (cmd.prepare_merge) {
+    auto* pm = p.mutable_prepare_merge();
+    pm->set_min_index(cmd.prepare_merge->min_index);
+    put(cmd.prepare_merge->target, pm->mutable_target());
+  }
+  if (cmd.commit_merge) {
+    auto* cm = p.mutable_commit_merge();
+    put(cmd.commit_merge->source, cm->mutable_source());
+    cm->set_commit(cmd.commit_merge->commit);
+    for (const auto& e : cmd.commit_merge->entries) put(e, cm->add_entries());
+  }
+  if (cmd.rollback_merge) p.mutable_rollback_merge()->set_commit(cmd.rollback_merge->commit);
   return p.SerializeAsString();
 }
 
@@ -514,6 +577,36 @@ Result<RaftCmd> decode_cmd(std::string_view in) {
     }
     cmd.batch_split = std::move(bs);
   }
+  if (p.has_change_peer()) {
+    ChangePeerCmd cp;
+    for (auto& pc : *p.mutable_change_peer()->mutable_changes()) {
+      const auto type = from_pb(pc.type());
+      if (!type) {
+        return Status::corruption("command: change peer type " + enum_num(pc.type()) +
+                                  " out of range");
+      }
+      cp.changes.push_back(PeerChange{*type, get(pc.peer())});
+    }
+    cmd.change_peer = std::move(cp);
+  }
+  if (p.has_prepare_merge()) {
+    auto& pm = *p.mutable_prepare_merge();
+    cmd.prepare_merge = PrepareMergeCmd{pm.min_index(), get(*pm.mutable_target())};
+  }
+  if (p.has_commit_merge()) {
+    auto& cm = *p.mutable_commit_merge();
+    CommitMergeCmd c;
+    c.source = get(*cm.mutable_source());
+    c.commit = cm.commit();
+    c.entries.reserve(static_cast<std::size_t>(cm.entries_size()));
+    for (auto& pe : *cm.mutable_entries()) {
+      raft::Entry e;
+      KVCORE_RETURN_IF_ERROR(get(pe, &e).with_context("command: commit merge"));
+      c.entries.push_back(std::move(e));
+    }
+    cmd.commit_merge = std::move(c);
+  }
+  if (p.has_rollback_merge()) cmd.rollback_merge = RollbackMergeCmd{p.rollback_merge().commit()};
   return cmd;
 }
 

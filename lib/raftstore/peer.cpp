@@ -35,8 +35,10 @@ Status reconcile(raftlog::RaftLogEngine& engine, std::uint64_t region, const App
   } else if (apply.truncated_index >= first) {
     KVCORE_RETURN_IF_ERROR(log.compact(b, apply.truncated_index));
   }
-  if (!(rs.region == apply.region)) {
+  if (!(rs.region == apply.region) || rs.merge_state != apply.merge_state) {
     rs.region = apply.region;
+    rs.merge_state = apply.merge_state;
+    rs.state = apply.merge_state ? PeerState::kMerging : PeerState::kNormal;
     b.put_state(region, kRegionStateKey, encode_region_state(rs));
   }
   KVCORE_RETURN_IF_ERROR(engine.write(b, true));
@@ -405,17 +407,14 @@ Status Peer::begin_ready(Instant round_start, raftlog::LogBatch& batch, Outbox& 
   return Status::ok();
 }
 
-Status Peer::finish_ready(Outbox& out) {
-  if (!pending_ready_) {
-    publish_lease();
-    return Status::ok();
-  }
+Status Peer::finish_ready(Outbox& out, ApplyBatch& ab) {
+  if (!pending_ready_) return Status::ok();
   raft::Ready rd = std::move(*pending_ready_);
   pending_ready_.reset();
   for (const auto& m : rd.persisted_messages) send(m, out);
   if (!rd.committed_entries.empty()) {
     ctx_.metrics->committed_entries.inc(rd.committed_entries.size());
-    KVCORE_RETURN_IF_ERROR(apply_entries(rd.committed_entries));
+    KVCORE_RETURN_IF_ERROR(apply_entries(rd.committed_entries, ab));
   }
   for (auto& rs : rd.read_states) {
     auto it = read_batches_.find(rs.request_ctx);
@@ -429,8 +428,6 @@ Status Peer::finish_ready(Outbox& out) {
   raw_->advance(rd);
   for (auto [peer, failed] : snapshot_reports_) raw_->report_snapshot(peer, failed);
   snapshot_reports_.clear();
-  serve_waiting_reads();
-  publish_lease();
   return Status::ok();
 }
 
@@ -551,8 +548,10 @@ RegionStatus Peer::status() const {
   s.version = region_.epoch.version;
   s.peer_id = self_peer_;
   for (const auto& p : region_.peers) {
-    if (!p.learner) s.voter_stores.push_back(p.store_id);
+    (p.learner ? s.learner_stores : s.voter_stores).push_back(p.store_id);
   }
+  s.joint = apply_state_.conf_state.joint();
+  s.merging = apply_state_.merge_state.has_value();
   s.is_leader = is_leader();
   const PeerMeta* lp = peer_meta(raw_->leader_id());
   s.leader_store = lp ? lp->store_id : 0;

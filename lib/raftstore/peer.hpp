@@ -45,6 +45,14 @@ struct Outbox {
   std::vector<std::pair<std::uint64_t, SnapshotChunk>> chunks;
 };
 
+// One kv write batch shared by the regions an apply worker finishes in a
+// round: Peer::finish_ready() adds to it, the worker writes it once, and
+// then calls Peer::post_apply() on each of those regions.
+struct ApplyBatch {
+  std::unique_ptr<WriteBatch> batch;
+  bool sync = false;  // some region needs it synced (its metadata changed)
+};
+
 // What a peer borrows from its store.
 struct PeerContext {
   std::uint64_t store_id = 0;
@@ -100,14 +108,24 @@ class Peer {
   void expire(Instant now);
   // Fails everything pending (the store is stopping).
   void fail_all(const Status& s);
+  // Removes the peer's state from both engines (destroy.cpp): a tombstone
+  // replaces its raft log and region record; its apply state goes and, with
+  // `clear_data`, its keys. Its lease ends. The store then drops the Peer.
+  [[nodiscard]] Status destroy(bool clear_data);
 
   // --- the round --------------------------------------------------------------
   [[nodiscard]] bool has_ready() const;
   // REQUIRES: has_ready(). Sets *sync when the batch must be synced.
   [[nodiscard]] Status begin_ready(Instant round_start, raftlog::LogBatch& batch, Outbox& out,
                                    bool* sync);
-  // REQUIRES: begin_ready() succeeded and its batch is written.
-  [[nodiscard]] Status finish_ready(Outbox& out);
+  // REQUIRES: begin_ready() succeeded and its batch is written. Sends what
+  // needed persistence and stages the committed entries into `ab`.
+  [[nodiscard]] Status finish_ready(Outbox& out, ApplyBatch& ab);
+  // After `ab` was written (with `write_status`): completes proposers and
+  // waiting reads, writes metadata that follows applied entries (log
+  // compaction, region state, new regions of a split), renews the lease.
+  // Call it after every finish_ready(), also when the write failed.
+  [[nodiscard]] Status post_apply(const Status& write_status);
 
   // --- state --------------------------------------------------------------------
   [[nodiscard]] std::uint64_t region_id() const noexcept { return region_.id; }
@@ -137,6 +155,18 @@ class Peer {
     raft::Index index = 0;
     ReadRequest req;
   };
+  // What apply_entries() staged for post_apply().
+  struct Staged {
+    struct Applied {
+      raft::Index index = 0;
+      raft::Term term = 0;
+      Status status;
+    };
+    std::vector<Applied> results;
+    std::optional<CompactLogCmd> compact;
+    Instant lease_base = Instant::min();
+    bool meta_changed = false;  // the region state must be written
+  };
   struct Assembly {
     std::uint64_t from_peer = 0;
     raft::Term msg_term = 0;
@@ -153,7 +183,9 @@ class Peer {
   void send_snapshot(const raft::Message& m, Outbox& out);
   void on_soft_state(const raft::SoftState& ss);
   [[nodiscard]] Status apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& batch);
-  [[nodiscard]] Status apply_entries(const std::vector<raft::Entry>& entries);
+  // Stages `entries` into ab (data and the new apply state); post_apply()
+  // finishes them.
+  [[nodiscard]] Status apply_entries(const std::vector<raft::Entry>& entries, ApplyBatch& ab);
   // Applies a split to region_ and adds the new regions' apply states to
   // `batch`; their raft state is written once the batch is.
   [[nodiscard]] Status apply_split(const BatchSplitCmd& split, WriteBatch& batch);
@@ -199,6 +231,7 @@ class Peer {
   bool range_changed_ = false;
   std::vector<RegionMeta> pending_splits_;  // applied into the kv batch being built
   std::vector<RegionMeta> split_results_;   // written; for the store to open
+  Staged staged_;
 };
 
 }  // namespace kvcore::raftstore

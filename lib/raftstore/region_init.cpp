@@ -38,7 +38,7 @@ Status write_initial_raft_state(raftlog::RaftLogEngine& engine, const RegionMeta
   }
   log.set_hard_state(lb, hs);
   lb.put_state(region.id, kRegionStateKey,
-               encode_region_state(RegionLocalState{PeerState::kNormal, region}));
+               encode_region_state(RegionLocalState{PeerState::kNormal, region, std::nullopt}));
   return engine.write(lb, true);
 }
 

@@ -131,6 +131,14 @@ Status StoreImpl::start() {
     KVCORE_RETURN_IF_ERROR(it->status());
   }
   for (std::uint64_t region : regions) {
+    KVCORE_ASSIGN_OR_RETURN(auto raw_state, raft_engine_->get_state(region, kRegionStateKey));
+    if (raw_state) {
+      KVCORE_ASSIGN_OR_RETURN(RegionLocalState rs, decode_region_state(*raw_state));
+      if (rs.state == PeerState::kTombstone) {
+        tombstones_[region] = std::move(rs.region);
+        continue;
+      }
+    }
     auto peer = Peer::load(ctx, region, peer_seeds_.next_u64());
     if (!peer.is_ok()) {
       if (peer.status().code() == Code::kNotFound) {
@@ -232,6 +240,10 @@ void StoreImpl::handle(Input& in) {
   }
   if (auto* f = std::get_if<FrameInput>(&in)) {
     for (auto& env : f->frame.messages) {
+      if (is_tombstoned(env.region_id, env.epoch)) {
+        metrics_.messages_stale_peer.inc();
+        continue;
+      }
       auto it = peers_.find(env.region_id);
       if (it == peers_.end() && (env.message.type == raft::MessageType::kAppend ||
                                  env.message.type == raft::MessageType::kHeartbeat)) {
@@ -250,6 +262,10 @@ void StoreImpl::handle(Input& in) {
       peer.step(std::move(env));
     }
     for (auto& chunk : f->frame.chunks) {
+      if (is_tombstoned(chunk.region_id, chunk.epoch)) {
+        metrics_.messages_stale_peer.inc();
+        continue;
+      }
       auto it = peers_.find(chunk.region_id);
       if (it == peers_.end()) it = create_peer(chunk.region_id, chunk.to_peer, chunk.from_peer);
       if (it == peers_.end()) {
@@ -421,12 +437,32 @@ void StoreImpl::stop_on_error(const Status& s) {
 }
 
 bool StoreImpl::finish_all(const std::vector<Peer*>& readied, Outbox& out) {
+  // Every region's committed entries go into one kv write; proposers and
+  // reads are completed once it is written.
+  ApplyBatch ab{kv_->new_write_batch(), false};
+  Status ws;
   for (Peer* p : readied) {
-    Status s = p->finish_ready(out);
-    if (!s.is_ok()) {
-      stop_on_error(s.with_context(fmt::format("region {}", p->region_id())));
-      return false;
+    ws = p->finish_ready(out, ab);
+    if (!ws.is_ok()) {
+      ws = ws.with_context(fmt::format("region {}", p->region_id()));
+      break;
     }
+  }
+  if (ws.is_ok() && !ab.batch->empty()) {
+    WriteOptions wo;
+    wo.sync = ab.sync;
+    ws = kv_->write(*ab.batch, wo).with_context("apply write");
+  }
+  Status first_error = ws;
+  for (Peer* p : readied) {
+    Status s = p->post_apply(ws);
+    if (first_error.is_ok() && !s.is_ok()) {
+      first_error = s.with_context(fmt::format("region {}", p->region_id()));
+    }
+  }
+  if (!first_error.is_ok()) {
+    stop_on_error(first_error);
+    return false;
   }
   return true;
 }
@@ -503,6 +539,22 @@ Status StoreImpl::transfer_leader(std::uint64_t region_id, std::uint64_t to_stor
   }
   enqueue(TransferInput{region_id, to_store});
   return Status::ok();
+}
+
+Status StoreImpl::change_peers(std::uint64_t, std::vector<PeerChangeRequest>,
+                               const RequestOptions&) {
+  return Status::not_supported("change_peers: not built yet");
+}
+void StoreImpl::async_change_peers(std::uint64_t, std::vector<PeerChangeRequest>,
+                                   const RequestOptions&, WriteCallback done) {
+  done(Status::not_supported("change_peers: not built yet"));
+}
+Status StoreImpl::merge_region(std::uint64_t, std::uint64_t, const RequestOptions&) {
+  return Status::not_supported("merge_region: not built yet");
+}
+void StoreImpl::async_merge_region(std::uint64_t, std::uint64_t, const RequestOptions&,
+                                   WriteCallback done) {
+  done(Status::not_supported("merge_region: not built yet"));
 }
 
 std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator StoreImpl::create_peer(

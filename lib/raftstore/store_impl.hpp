@@ -62,6 +62,15 @@ class StoreImpl final : public Store {
   void async_split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
                           const RequestOptions& opts, WriteCallback done) override;
 
+  Status change_peers(std::uint64_t region_id, std::vector<PeerChangeRequest> changes,
+                      const RequestOptions& opts) override;
+  void async_change_peers(std::uint64_t region_id, std::vector<PeerChangeRequest> changes,
+                          const RequestOptions& opts, WriteCallback done) override;
+  Status merge_region(std::uint64_t source_region, std::uint64_t target_region,
+                      const RequestOptions& opts) override;
+  void async_merge_region(std::uint64_t source_region, std::uint64_t target_region,
+                          const RequestOptions& opts, WriteCallback done) override;
+
   std::uint64_t store_id() const override { return options_.store_id; }
   std::vector<RegionStatus> regions() const override;
   std::string metrics_text() const override;
@@ -146,6 +155,16 @@ class StoreImpl final : public Store {
   // (reserved in blocks, persisted before use) shifted above the store id.
   [[nodiscard]] Result<std::uint64_t> alloc_id();
   void fail_input(Input& in, const Status& s);
+  // Removes this store's peer of `region_id`: fails its pending requests,
+  // records a tombstone (its last region, PeerState::kTombstone) in the raft
+  // log engine in place of its raft log, and deletes its apply state and,
+  // with `clear_data`, its keys from the kv engine. Frames for the region
+  // addressed to a peer id no newer than the tombstone's are dropped after
+  // (a late message cannot recreate it). REQUIRES: round_mu_ held.
+  [[nodiscard]] Status destroy_peer(std::uint64_t region_id, bool clear_data);
+  // Whether a message of `region` sent with `epoch` is for a peer this
+  // store destroyed (its epoch is not newer than the tombstone's).
+  [[nodiscard]] bool is_tombstoned(std::uint64_t region, const RegionEpoch& epoch) const;
 
   // The lease state of the region holding `key`; nullptr when none.
   [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;
@@ -177,6 +196,8 @@ class StoreImpl final : public Store {
 
   // Raft thread only.
   std::map<std::uint64_t, std::unique_ptr<Peer>> peers_;
+  // Destroyed peers: region id -> the region as it last was (round_mu_).
+  std::map<std::uint64_t, RegionMeta> tombstones_;
 
   // Routing for request threads.
   mutable std::shared_mutex routes_mu_;

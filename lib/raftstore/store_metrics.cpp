@@ -54,6 +54,8 @@ StoreMetrics::StoreMetrics(metrics::Registry& r)
       splits(r.counter("kvcore_region_splits_total", "Batch splits applied")),
       peers_created(r.counter("kvcore_peers_created_total",
                               "Uninitialized peers made from a leader's message")),
+      peers_destroyed(r.counter("kvcore_peers_destroyed_total",
+                                "Peers destroyed (removed from their region or merged away)")),
       write_seconds(r.histogram("kvcore_write_seconds", "Write latency, request to callback",
                                 latency_buckets())),
       read_seconds(r.histogram("kvcore_read_seconds", "Read latency, request to callback",

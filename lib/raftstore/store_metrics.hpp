@@ -40,6 +40,7 @@ struct StoreMetrics {
   metrics::Counter& log_compactions;
   metrics::Counter& splits;
   metrics::Counter& peers_created;
+  metrics::Counter& peers_destroyed;
   metrics::Histogram& write_seconds;
   metrics::Histogram& read_seconds;
   // Frames from a store that hosts no peer of any region here.

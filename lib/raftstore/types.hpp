@@ -56,13 +56,30 @@ struct RegionMeta {
   friend bool operator==(const RegionMeta&, const RegionMeta&) = default;
 };
 
-enum class PeerState : std::uint8_t { kNormal, kTombstone };
+// kMerging: PrepareMerge applied, the region waits to be merged into its
+// target (or rolled back); kTombstone: the peer was removed or merged away,
+// and its region record stays only so late messages cannot recreate it.
+enum class PeerState : std::uint8_t { kNormal, kTombstone, kMerging };
+
+// A region between PrepareMerge and CommitMerge/RollbackMerge (the source of
+// a merge).
+struct MergeState {
+  // The lowest log index any peer of the source had matched when
+  // PrepareMerge was proposed: CommitMerge carries the entries after it.
+  raft::Index min_index = 0;
+  // The target region as the source saw it when proposing.
+  RegionMeta target;
+  // The index of the PrepareMerge entry itself.
+  raft::Index commit = 0;
+  friend bool operator==(const MergeState&, const MergeState&) = default;
+};
 
 // The region record of a peer, kept in the raft log engine (state key
 // kRegionStateKey). Authoritative at startup for which regions the store has.
 struct RegionLocalState {
   PeerState state = PeerState::kNormal;
   RegionMeta region;
+  std::optional<MergeState> merge_state;  // set while kMerging
   friend bool operator==(const RegionLocalState&, const RegionLocalState&) = default;
 };
 
@@ -78,6 +95,8 @@ struct ApplyState {
   raft::Term truncated_term = 0;
   RegionMeta region;
   raft::ConfState conf_state;
+  // Set from the applied PrepareMerge until CommitMerge or RollbackMerge.
+  std::optional<MergeState> merge_state;
   friend bool operator==(const ApplyState&, const ApplyState&) = default;
 };
 
@@ -139,13 +158,62 @@ struct BatchSplitCmd {
   friend bool operator==(const BatchSplitCmd&, const BatchSplitCmd&) = default;
 };
 
-// Exactly one of: a non-empty `writes`, `compact_log` or `batch_split`. (An entry with
+// One change of a ChangePeerV2: `peer` (id and store) is added as a voter
+// (kAddNode; a learner of that id is promoted), added as a learner
+// (kAddLearnerNode; a voter of that id is demoted), or removed (kRemoveNode).
+struct PeerChange {
+  raft::ConfChangeType type = raft::ConfChangeType::kAddNode;
+  PeerMeta peer;
+  friend bool operator==(const PeerChange&, const PeerChange&) = default;
+};
+
+// A membership change. It travels in the `context` of a raft kConfChange
+// entry (whose ConfChangeV2 lists the same changes by node id), so the
+// region's peer list changes in the same entry as raft's configuration.
+// Several changes enter a joint configuration; an empty list leaves it.
+struct ChangePeerCmd {
+  std::vector<PeerChange> changes;
+  friend bool operator==(const ChangePeerCmd&, const ChangePeerCmd&) = default;
+};
+
+// Proposed on the source region: stops it taking writes and bumps both
+// conf_ver and version. `min_index` as in MergeState.
+struct PrepareMergeCmd {
+  raft::Index min_index = 0;
+  RegionMeta target;
+  friend bool operator==(const PrepareMergeCmd&, const PrepareMergeCmd&) = default;
+};
+
+// Proposed on the target region: takes in `source` (as of its applied
+// PrepareMerge, whose index is `commit`), carrying the source's log entries
+// (min_index, commit] so a target peer whose source peer lags can bring it
+// up to the PrepareMerge before extending its range.
+struct CommitMergeCmd {
+  RegionMeta source;
+  raft::Index commit = 0;
+  std::vector<raft::Entry> entries;
+  friend bool operator==(const CommitMergeCmd&, const CommitMergeCmd&) = default;
+};
+
+// Proposed on the source when the merge cannot complete (the target changed
+// or is gone): the source serves again, version bumped once more.
+struct RollbackMergeCmd {
+  raft::Index commit = 0;  // the PrepareMerge's index
+  friend bool operator==(const RollbackMergeCmd&, const RollbackMergeCmd&) = default;
+};
+
+// Exactly one of: a non-empty `writes`, or one admin command. (An entry with
 // empty data is raft's own no-op of a new leader, not a RaftCmd.)
+// `change_peer` is set only in the context of a kConfChange entry.
 struct RaftCmd {
   CmdHeader header;
   std::vector<WriteOp> writes;
   std::optional<CompactLogCmd> compact_log;
   std::optional<BatchSplitCmd> batch_split;
+  std::optional<ChangePeerCmd> change_peer;
+  std::optional<PrepareMergeCmd> prepare_merge;
+  std::optional<CommitMergeCmd> commit_merge;
+  std::optional<RollbackMergeCmd> rollback_merge;
   friend bool operator==(const RaftCmd&, const RaftCmd&) = default;
 };
 

@@ -11,7 +11,7 @@ TEST_CASE("damaged states and commands are refused as corruption or decode", "[c
     damage_each_seed(
         100,
         [](Rng& rng) {
-          return encode_region_state({PeerState::kTombstone, some_region(rng)});
+          return encode_region_state({PeerState::kTombstone, some_region(rng), std::nullopt});
         },
         [](const std::string& b) { return decode_region_state(b); });
   }
@@ -190,7 +190,7 @@ TEST_CASE("snapshot data with a flipped byte or cut short is corruption", "[code
 }
 
 TEST_CASE("snapshot data behind a valid checksum is still checked", "[codec][snapshot]") {
-  const ApplyState state{5, 2, 3, 1, {}, {}};
+  const ApplyState state{5, 2, 3, 1, {}, {}, std::nullopt};
   const std::string empty = SnapshotDataBuilder(state).finish();
   const std::size_t header = empty.size() - 12;  // trailer: fixed64 count, fixed32 crc
   {

@@ -24,7 +24,7 @@ TEST_CASE("region local state, apply state and store ident round-trip", "[codec]
     INFO(test::replay_hint(seed));
     Rng rng(seed);
     RegionLocalState region{rng.chance(0.5) ? PeerState::kNormal : PeerState::kTombstone,
-                            some_region(rng)};
+                            some_region(rng), std::nullopt};
     auto r = decode_region_state(encode_region_state(region));
     REQUIRE(r.is_ok());
     CHECK(*r == region);
@@ -52,6 +52,21 @@ TEST_CASE("apply state keeps a joint conf state field by field", "[codec]") {
   REQUIRE(r.is_ok());
   CHECK(r->conf_state == s.conf_state);
   CHECK(r->conf_state.joint());
+}
+
+TEST_CASE("merge states round-trip in apply and region states", "[codec]") {
+  ApplyState s;
+  CHECK(decode_apply_state(encode_apply_state(s))->merge_state == std::nullopt);
+  s.merge_state = MergeState{0, RegionMeta{}, 0};  // present even when all zero
+  auto a = decode_apply_state(encode_apply_state(s));
+  REQUIRE(a.is_ok());
+  CHECK(*a == s);
+  RegionLocalState rs;
+  rs.state = PeerState::kMerging;
+  rs.merge_state = MergeState{7, RegionMeta{4, "b", "", {2, 3}, {{5, 1, false}}}, 9};
+  auto r = decode_region_state(encode_region_state(rs));
+  REQUIRE(r.is_ok());
+  CHECK(*r == rs);
 }
 
 TEST_CASE("commands round-trip every write kind, column family and compact log", "[codec]") {
@@ -82,6 +97,31 @@ TEST_CASE("commands round-trip every write kind, column family and compact log",
   auto sp = decode_cmd(encode_cmd(split));
   REQUIRE(sp.is_ok());
   CHECK(*sp == split);
+
+  RegionMeta target{9, "a", "z", {3, 4}, {{91, 1, false}, {92, 2, true}}};
+  RaftCmd change;
+  change.header = {1, 2, {3, 4}};
+  change.change_peer = ChangePeerCmd{{{raft::ConfChangeType::kAddLearnerNode, {40, 4, true}},
+                                      {raft::ConfChangeType::kRemoveNode, {30, 3, false}},
+                                      {raft::ConfChangeType::kAddNode, {50, 5, false}}}};
+  RaftCmd leave;
+  leave.header = {1, 2, {3, 4}};
+  leave.change_peer = ChangePeerCmd{};  // present with no changes: leave the joint state
+  RaftCmd prepare;
+  prepare.header = {1, 2, {3, 4}};
+  prepare.prepare_merge = PrepareMergeCmd{17, target};
+  RaftCmd commit;
+  commit.header = {9, 91, {3, 4}};
+  commit.commit_merge = CommitMergeCmd{
+      target, 21, {{5, 18, raft::EntryType::kNormal, "x"}, {5, 19, raft::EntryType::kConfChange, ""}}};
+  RaftCmd rollback;
+  rollback.header = {1, 2, {3, 4}};
+  rollback.rollback_merge = RollbackMergeCmd{0};
+  for (const RaftCmd* cmd : {&change, &leave, &prepare, &commit, &rollback}) {
+    auto r = decode_cmd(encode_cmd(*cmd));
+    REQUIRE(r.is_ok());
+    CHECK(*r == *cmd);
+  }
 
   for (auto seed : test::test_seeds(1, 200)) {
     INFO(test::replay_hint(seed));

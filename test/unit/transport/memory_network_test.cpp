@@ -102,6 +102,21 @@ class FakeStore final : public kvcore::Store {
                           kvcore::WriteCallback done) override {
     done(unsupported());
   }
+  Status change_peers(std::uint64_t, std::vector<kvcore::PeerChangeRequest>,
+                      const RequestOptions&) override {
+    return unsupported();
+  }
+  void async_change_peers(std::uint64_t, std::vector<kvcore::PeerChangeRequest>,
+                          const RequestOptions&, kvcore::WriteCallback done) override {
+    done(unsupported());
+  }
+  Status merge_region(std::uint64_t, std::uint64_t, const RequestOptions&) override {
+    return unsupported();
+  }
+  void async_merge_region(std::uint64_t, std::uint64_t, const RequestOptions&,
+                          kvcore::WriteCallback done) override {
+    done(unsupported());
+  }
   std::uint64_t store_id() const override { return id_; }
   std::vector<RegionStatus> regions() const override { return {}; }
   std::string metrics_text() const override { return {}; }
