@@ -383,6 +383,7 @@ void put(const RaftEnvelope& m, pb::RaftEnvelope* p) {
   put(m.to_peer, p->mutable_to_peer());
   put(m.epoch, p->mutable_epoch());
   put(m.message, p->mutable_message());
+  p->set_hibernate(m.hibernate);
 }
 
 void put(const SnapshotChunk& c, pb::SnapshotChunk* p) {
@@ -702,6 +703,7 @@ Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check, Fram
     m.from_peer = get(pm.from_peer());
     m.to_peer = get(pm.to_peer());
     m.epoch = get(pm.epoch());
+    m.hibernate = pm.hibernate();
     if (Status s = get(*pm.mutable_message(), &m.message); !s.is_ok()) {
       return refuse(FrameReject::kBadMessage,
                     bad_message("message", idx, m.region_id, s.message()));
