@@ -842,10 +842,22 @@ void StoreImpl::refresh_status(const std::vector<Peer*>& peers) {
 }
 
 std::vector<RegionStatus> StoreImpl::regions() const {
-  std::lock_guard lock(status_mu_);
   std::vector<RegionStatus> out;
-  out.reserve(status_.size());
-  for (const auto& [id, st] : status_) out.push_back(st);
+  {
+    std::lock_guard lock(status_mu_);
+    out.reserve(status_.size());
+    for (const auto& [id, st] : status_) out.push_back(st);
+  }
+  // Leases run out without a round (an idle region is not refreshed):
+  // their validity is read now.
+  const Instant now = rt_->clock().now();
+  std::shared_lock lock(routes_mu_);
+  for (auto& st : out) {
+    auto it = by_region_.find(st.region_id);
+    if (it == by_region_.end()) continue;
+    std::lock_guard l(it->second->mu);
+    st.lease_valid = it->second->leader && it->second->lease_until > now;
+  }
   return out;
 }
 
