@@ -47,8 +47,8 @@ using SteadyClock = std::chrono::steady_clock;
 // Region r of n holds the keys "r<8 hex digits of r>..."; region 0 also
 // everything below.
 std::string region_key(std::uint64_t r) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "r%08llx", static_cast<unsigned long long>(r));
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "r%08llx", static_cast<unsigned long long>(r & 0xffffffffULL));
   return buf;
 }
 
@@ -58,6 +58,7 @@ struct ManyRegions {
   std::unique_ptr<MemoryNetwork> net;
   std::vector<std::unique_ptr<Store>> stores;
   std::size_t regions = 0;
+  std::size_t pollers = 0;
   // leader_of[r]: the store thought to lead region r (follows NotLeader).
   std::vector<std::atomic<Store*>> leader_of;
 
@@ -87,7 +88,8 @@ struct ManyRegions {
   }
 };
 
-std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate) {
+std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate,
+                                       std::size_t pollers = 2) {
   auto c = std::make_unique<ManyRegions>();
   std::string tmpl = (std::filesystem::temp_directory_path() / "regions-bench-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
@@ -104,6 +106,8 @@ std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate) {
     o.engine = EngineKind::kRocksDB;
     o.sync_log = true;
     o.hibernate_regions = hibernate;
+    o.raft_pollers = pollers;
+    o.apply_pollers = pollers;
     if (Status s = Store::bootstrap(o, ids); !s.is_ok()) fail("bootstrap", s);
     auto opened = Store::open(o, c->net->transport(id));
     if (!opened.is_ok()) fail("open", opened.status());
@@ -122,12 +126,14 @@ std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate) {
     leader = c->leader_of_key("");
     return leader != nullptr;
   });
+  std::fprintf(stderr, "regions bench: 3 stores open, splitting into %zu regions...\n", regions);
   if (regions > 1) {
     std::vector<std::string> keys;
     for (std::size_t r = 1; r < regions; ++r) keys.push_back(region_key(r));
     Status s = leader->split_region(1, keys, RequestOptions{std::chrono::minutes(5)});
     if (!s.is_ok()) fail("split", s);
   }
+  std::fprintf(stderr, "regions bench: split applied, waiting for %zu leaders...\n", regions);
   wait("leaders of every region", [&] {
     for (const auto& st : c->stores) {
       const auto rs = st->regions();
@@ -138,6 +144,7 @@ std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate) {
     }
     return true;
   });
+  std::fprintf(stderr, "regions bench: %zu regions led\n", regions);
   c->regions = regions;
   c->leader_of = std::vector<std::atomic<Store*>>(regions);
   for (const auto& r : leader->regions()) {
@@ -149,17 +156,41 @@ std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate) {
   return c;
 }
 
+double cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  const auto sec = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
 std::mutex g_mu;
 std::unique_ptr<ManyRegions> g_many;  // guarded by g_mu (set before the loop)
 
 void BM_RegionsPut(benchmark::State& state) {
   const auto regions = static_cast<std::size_t>(state.range(0));
+  const auto pollers = static_cast<std::size_t>(state.range(1));
   if (state.thread_index() == 0) {
     std::lock_guard lock(g_mu);
-    if (!g_many || g_many->regions != regions) {
+    if (!g_many || g_many->regions != regions || g_many->pollers != pollers) {
       g_many.reset();
-      g_many = open_many(regions, true);
+      g_many = open_many(regions, true, pollers);
+      g_many->pollers = pollers;
     }
+  }
+  const auto totals = [](const char* name) {
+    double n = 0;
+    for (const auto& st : g_many->stores) n += static_cast<double>(st->metric(name));
+    return n;
+  };
+  double rounds0 = 0;
+  double writes0 = 0;
+  double cpu0 = 0;
+  if (state.thread_index() == 0) {
+    cpu0 = cpu_seconds();
+    rounds0 = totals("kvcore_raft_rounds_total");
+    writes0 = totals("kvcore_raftlog_writes_total");
   }
   std::mt19937_64 rng(static_cast<std::uint64_t>(state.thread_index()) * 7919 + regions);
   std::uint64_t seq = 0;
@@ -192,20 +223,20 @@ void BM_RegionsPut(benchmark::State& state) {
     ++done;
   }
   state.SetItemsProcessed(done);
-}
-
-double cpu_seconds() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  const auto sec = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-  };
-  return sec(ru.ru_utime) + sec(ru.ru_stime);
+  if (state.thread_index() == 0 && done > 0) {
+    // Over all three stores, per put of this thread times the threads: an
+    // estimate (the other threads' counts are not gathered).
+    const double ops = static_cast<double>(done) * state.threads();
+    state.counters["rounds_per_op"] = (totals("kvcore_raft_rounds_total") - rounds0) / ops;
+    state.counters["log_writes_per_op"] = (totals("kvcore_raftlog_writes_total") - writes0) / ops;
+    // The whole process (three stores and the writers), per put.
+    state.counters["cpu_us_per_op"] = (cpu_seconds() - cpu0) * 1e6 / ops;
+  }
 }
 
 void BM_RegionsIdle(benchmark::State& state) {
-  const bool hibernate = state.range(0) != 0;
-  constexpr std::size_t kRegions = 10'000;
+  const auto kRegions = static_cast<std::size_t>(state.range(0));
+  const bool hibernate = state.range(1) != 0;
   {
     std::lock_guard lock(g_mu);
     g_many.reset();
@@ -236,16 +267,18 @@ void BM_RegionsIdle(benchmark::State& state) {
 
 BENCHMARK(BM_RegionsPut)
     ->Name("regions/put")
-    ->Arg(1)
-    ->Arg(64)
-    ->Arg(1024)
+    ->ArgNames({"regions", "pollers"})
+    ->ArgsProduct({{1, 64, 1024}, {1, 2}})
     ->Threads(64)
     ->UseRealTime()
     ->MinTime(3.0);
+// Without hibernation 10,000 regions heartbeat more than two cores keep up
+// with (three stores in one process); the baseline runs 1,000.
 BENCHMARK(BM_RegionsIdle)
     ->Name("regions/idle")
-    ->Arg(1)
-    ->Arg(0)
+    ->ArgNames({"regions", "hibernate"})
+    ->Args({10'000, 1})
+    ->Args({1'000, 0})
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kSecond);

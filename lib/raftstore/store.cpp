@@ -445,6 +445,7 @@ bool StoreImpl::run_pass(std::vector<Peer*>& work, bool first, Instant start,
     lane.readied.push_back(p);
   };
   run_lanes(raft_pool_.get(), n, work, step);
+  round_peers_.insert(round_peers_.end(), work.begin(), work.end());
 
   raftlog::LogBatch batch;
   Outbox out;
@@ -467,6 +468,7 @@ bool StoreImpl::run_pass(std::vector<Peer*>& work, bool first, Instant start,
   // Those the apply budget left over last time are finished first.
   std::vector<Peer*> finish;
   finish.swap(unfinished_);
+  round_peers_.insert(round_peers_.end(), finish.begin(), finish.end());
   finish.insert(finish.end(), readied->begin(), readied->end());
   if (finish.empty()) return true;
   if (batch.empty()) {
@@ -503,6 +505,7 @@ void StoreImpl::erase_peer(std::map<std::uint64_t, std::unique_ptr<Peer>>::itera
   Peer* p = it->second.get();
   std::erase(run_queue_, p);
   std::erase(unfinished_, p);
+  std::erase(round_peers_, p);
   peers_.erase(it);
 }
 
@@ -775,12 +778,17 @@ void StoreImpl::add_peer(std::unique_ptr<Peer> peer) {
 }
 
 bool StoreImpl::update_regions() {
+  // Only the peers this round worked on can have results.
+  std::vector<Peer*> worked;
+  worked.swap(round_peers_);
+  std::sort(worked.begin(), worked.end());
+  worked.erase(std::unique(worked.begin(), worked.end()), worked.end());
   std::vector<std::pair<RegionMeta, bool>> created;
-  for (auto& [id, peer] : peers_) {
+  for (Peer* peer : worked) {
     for (auto& meta : peer->take_split_results())
       created.emplace_back(std::move(meta), peer->is_leader());
   }
-  for (auto& [id, peer] : peers_) {
+  for (Peer* peer : worked) {
     if (peer->take_range_changed()) reroute(*peer);
   }
   for (auto& [meta, parent_leads] : created) {

@@ -219,6 +219,9 @@ class StoreImpl final : public Store {
   // Peers whose Ready is begun and written but not finished: the apply
   // budget ran out (round_mu_). They are finished first in the next pass.
   std::vector<Peer*> unfinished_;
+  // Every peer the current round stepped or finished, for update_regions
+  // (round_mu_).
+  std::vector<Peer*> round_peers_;
   // Stores a frame went to since the last tick (round_mu_).
   std::set<std::uint64_t> sent_since_tick_;
   // When each store was last heard from (any frame), by this store's clock.
