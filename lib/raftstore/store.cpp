@@ -48,6 +48,7 @@ Result<StoreOptions> resolve_options(const StoreOptions& in) {
     return Status::invalid_argument(
         "StoreOptions: snapshot_chunk_bytes must be positive and well below max_frame_bytes");
   }
+  KVCORE_RETURN_IF_ERROR(check_split_options(o));
   return o;
 }
 
@@ -144,6 +145,7 @@ Status StoreImpl::start() {
   }
   refresh_status();
   raft_exec_ = rt_->make_executor(fmt::format("raft-{}", options_.store_id), 1);
+  split_exec_ = rt_->make_executor(fmt::format("split-check-{}", options_.store_id), 1);
   {
     std::lock_guard lock(anchor_->mu);
     anchor_->store = this;
@@ -155,6 +157,7 @@ Status StoreImpl::start() {
 }
 
 StoreImpl::~StoreImpl() {
+  if (split_exec_) split_exec_->shutdown();
   {
     std::lock_guard lock(anchor_->mu);
     anchor_->store = nullptr;
@@ -228,6 +231,7 @@ void StoreImpl::handle(Input& in) {
     for (auto& [id, peer] : peers_) peer->tick();
     const Instant now = rt_->clock().now();
     for (auto& [id, peer] : peers_) peer->expire(now);
+    maybe_split_check();
     return;
   }
   if (auto* f = std::get_if<FrameInput>(&in)) {
@@ -264,6 +268,10 @@ void StoreImpl::handle(Input& in) {
     auto it = peers_.find(w->req.region_id);
     if (it == peers_.end()) {
       w->req.done(region_not_found(w->req.region_id));
+      return;
+    }
+    if (w->req.expect_epoch && !epoch_matches(it->second->region(), *w->req.expect_epoch)) {
+      w->req.done(epoch_not_match(it->second->region(), *w->req.expect_epoch));
       return;
     }
     it->second->propose(std::move(w->req));
@@ -312,6 +320,10 @@ void StoreImpl::handle(Input& in) {
     parent.propose_split(std::move(cmd), sp->deadline, std::move(sp->done));
     return;
   }
+  if (auto* sc = std::get_if<SplitCheckDone>(&in)) {
+    on_split_check_done(*sc);
+    return;
+  }
   if (auto* t = std::get_if<TransferInput>(&in)) {
     auto it = peers_.find(t->region);
     if (it != peers_.end()) {
@@ -327,6 +339,7 @@ void StoreImpl::run_round() {
 }
 
 void StoreImpl::run_round_locked() {
+  RoundScope scope(*this);
   std::vector<Input> inputs;
   {
     std::lock_guard lock(inbox_mu_);
