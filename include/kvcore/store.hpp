@@ -284,6 +284,8 @@ class Store {
   virtual void async_scan(std::string_view start, std::string_view end, std::size_t limit,
                           bool reverse, const RequestOptions& opts, ScanCallback done) = 0;
   virtual void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) = 0;
+  virtual void async_delete_range(std::string_view start, std::string_view end,
+                                  const RequestOptions& opts, WriteCallback done) = 0;
 
   // Asks the leader of `region_id` (this store's peer) to hand leadership to
   // the peer on `to_store`. Returns once asked; watch regions() for the

@@ -21,12 +21,44 @@ namespace kvcore::raftstore {
 
 namespace {
 
-void add_ops(WriteBatch& batch, const std::vector<WriteOp>& ops) {
+// The highest key each CF got a put of in the kv batch being built.
+using BatchTops = std::array<std::string, kNumCFs>;
+
+// A concrete end for a delete-range "to the last key" (an empty end, only
+// allowed in the last region): just past the highest key the engine or the
+// batch so far holds from `start` on. Every replica computes the same end,
+// since they apply the same entries to the same data. Empty: nothing to
+// delete.
+std::string open_range_end(const Engine& kv, CF cf, const std::string& start,
+                           const BatchTops& tops) {
+  IterOptions io;
+  io.lower_bound = start;
+  auto it = kv.new_iterator(cf, io);
+  it->seek_to_last();
+  std::string top = it->valid() ? std::string(it->key()) : std::string();
+  top = std::max(top, tops[cf_index(cf)]);
+  if (top.empty() || top < start) return {};
+  top.push_back('\0');
+  return top;
+}
+
+void add_ops(WriteBatch& batch, const std::vector<WriteOp>& ops, const Engine& kv,
+             BatchTops& tops) {
   for (const auto& op : ops) {
     switch (op.kind) {
-      case WriteOpKind::kPut: batch.put(op.cf, op.key, op.value); break;
+      case WriteOpKind::kPut:
+        batch.put(op.cf, op.key, op.value);
+        tops[cf_index(op.cf)] = std::max(tops[cf_index(op.cf)], op.key);
+        break;
       case WriteOpKind::kDelete: batch.delete_key(op.cf, op.key); break;
-      case WriteOpKind::kDeleteRange: batch.delete_range(op.cf, op.key, op.value); break;
+      case WriteOpKind::kDeleteRange:
+        if (op.value.empty()) {
+          const std::string end = open_range_end(kv, op.cf, op.key, tops);
+          if (!end.empty()) batch.delete_range(op.cf, op.key, end);
+        } else {
+          batch.delete_range(op.cf, op.key, op.value);
+        }
+        break;
     }
   }
 }
@@ -47,6 +79,7 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
   const bool leader = is_leader();
   const raft::Term term = raw_->term();
   Instant lease_base = Instant::min();
+  BatchTops batch_tops;
 
   for (const auto& e : entries) {
     if (e.index <= apply_state_.applied_index) continue;
@@ -91,7 +124,7 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries) {
                               [&](const WriteOp& op) { return op_in_region(op, region_); })) {
         result = key_not_in_region({}, region_);
       } else {
-        add_ops(*batch, cmd->writes);
+        add_ops(*batch, cmd->writes, *ctx_.kv, batch_tops);
       }
     }
     apply_state_.applied_index = e.index;

@@ -61,6 +61,8 @@ class StoreImpl final : public Store {
   void async_scan(std::string_view start, std::string_view end, std::size_t limit, bool reverse,
                   const RequestOptions& opts, ScanCallback done) override;
   void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) override;
+  void async_delete_range(std::string_view start, std::string_view end,
+                          const RequestOptions& opts, WriteCallback done) override;
 
   Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) override;
   Status split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
@@ -229,8 +231,6 @@ class StoreImpl final : public Store {
   [[nodiscard]] std::shared_ptr<LeaseState> route_before(std::string_view end) const;
   // Serves or queues a read for the region of `lease` (routed already).
   void read_routed(ReadRequest req, const std::shared_ptr<LeaseState>& lease);
-  void async_delete_range(std::string_view start, std::string_view end,
-                          const RequestOptions& opts, WriteCallback done);
   // Proposes `req` (ops all in `lease`'s region) after the leader check.
   void write_routed(WriteRequest req, const std::shared_ptr<LeaseState>& lease, bool run_here);
   class ScanWalk;
