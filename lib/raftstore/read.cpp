@@ -31,11 +31,11 @@ Status region_not_found(std::uint64_t region) {
 }
 
 Status epoch_not_match(const RegionMeta& region, const RegionEpoch& expected) {
-  return {Code::kUnavailable,
-          fmt::format("region {} is at epoch {}/{}, the request expected {}/{}", region.id,
-                      region.epoch.conf_ver, region.epoch.version, expected.conf_ver,
-                      expected.version),
-          SubCode::kEpochNotMatch};
+  return {
+      Code::kUnavailable,
+      fmt::format("region {} is at epoch {}/{}, the request expected {}/{}", region.id,
+                  region.epoch.conf_ver, region.epoch.version, expected.conf_ver, expected.version),
+      SubCode::kEpochNotMatch};
 }
 
 void ReadRequest::fail(const Status& s) {

@@ -101,8 +101,7 @@ Result<RegionFigures> approximate_figures(const Engine& engine, const RegionMeta
     KVCORE_ASSIGN_OR_RETURN(std::uint64_t bytes, engine.approximate_size(cf, range));
     f.bytes += bytes;
   }
-  KVCORE_ASSIGN_OR_RETURN(std::uint64_t default_keys,
-                          engine.approximate_keys(CF::kDefault, range));
+  KVCORE_ASSIGN_OR_RETURN(std::uint64_t default_keys, engine.approximate_keys(CF::kDefault, range));
   KVCORE_ASSIGN_OR_RETURN(std::uint64_t write_keys, engine.approximate_keys(CF::kWrite, range));
   f.keys = std::max(default_keys, write_keys);
   return f;
@@ -258,16 +257,16 @@ void StoreImpl::on_split_check_done(SplitCheckDone& done) {
   split_metrics_.splits_proposed.inc();
   const std::uint64_t store = options_.store_id;
   const std::uint64_t region = done.region;
-  Input in = SplitInput{region, std::move(done.keys),
-                        rt_->clock().now() + std::chrono::duration_cast<runtime::Duration>(
-                                                 options_.tick_interval * options_.election_ticks *
-                                                 4),
-                        [store, region](Status s) {
-                          if (!s.is_ok()) {
-                            KVCORE_LOG_INFO("store {}: checker's split of region {}: {}", store,
-                                            region, s.to_string());
-                          }
-                        }};
+  Input in =
+      SplitInput{region, std::move(done.keys),
+                 rt_->clock().now() + std::chrono::duration_cast<runtime::Duration>(
+                                          options_.tick_interval * options_.election_ticks * 4),
+                 [store, region](Status s) {
+                   if (!s.is_ok()) {
+                     KVCORE_LOG_INFO("store {}: checker's split of region {}: {}", store, region,
+                                     s.to_string());
+                   }
+                 }};
   handle(in);
 }
 

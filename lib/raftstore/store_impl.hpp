@@ -61,8 +61,8 @@ class StoreImpl final : public Store {
   void async_scan(std::string_view start, std::string_view end, std::size_t limit, bool reverse,
                   const RequestOptions& opts, ScanCallback done) override;
   void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) override;
-  void async_delete_range(std::string_view start, std::string_view end,
-                          const RequestOptions& opts, WriteCallback done) override;
+  void async_delete_range(std::string_view start, std::string_view end, const RequestOptions& opts,
+                          WriteCallback done) override;
 
   Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) override;
   Status split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
@@ -111,7 +111,7 @@ class StoreImpl final : public Store {
 
   // The split checker's view of one region (raft thread).
   struct SplitCheckState {
-    bool checked = false;          // checked at least once since it was seen
+    bool checked = false;           // checked at least once since it was seen
     std::uint64_t writes_seen = 0;  // LeaseState::writes at the last check
     bool in_flight = false;
   };
@@ -286,14 +286,15 @@ class StoreImpl final : public Store {
   bool failed_ = false;            // raft thread: a write failed; the store serves nothing
   PeerContext peer_ctx_;           // set by start()
   runtime::Random peer_seeds_{0};  // round_mu_: seeds of peers opened later
+  std::uint64_t next_id_ = 0;      // round_mu_: the next counter value to hand out
+  std::uint64_t id_limit_ = 0;     // round_mu_: counter values below it are reserved
+
   SplitCheckMetrics split_metrics_{registry_};
   std::map<std::uint64_t, SplitCheckState> split_checks_;  // round_mu_
   int ticks_since_split_check_ = 0;                        // round_mu_
   // Region errors raised inside a round, answered when it ends.
   std::mutex deferred_mu_;
   std::vector<UniqueFunction<void()>> deferred_;  // guarded by deferred_mu_
-  std::uint64_t next_id_ = 0;      // round_mu_: the next counter value to hand out
-  std::uint64_t id_limit_ = 0;     // round_mu_: counter values below it are reserved
 
   // Declared last: destroyed first, while everything its tasks touch lives.
   std::unique_ptr<runtime::Executor> raft_exec_;
@@ -311,7 +312,8 @@ class StoreImpl final : public Store {
 template <class Arg>
 UniqueFunction<void(Arg)> StoreImpl::guard_region_errors(UniqueFunction<void(Arg)> done,
                                                          std::uint64_t region, KeySpan span) {
-  return UniqueFunction<void(Arg)>([this, done = std::move(done), region, span = std::move(span)](Arg r) mutable {
+  return UniqueFunction<void(Arg)>([this, done = std::move(done), region,
+                                    span = std::move(span)](Arg r) mutable {
     Status s = kvcore::detail::status_of(r);
     if (s.is_ok() || !is_region_change(s) || s.template detail_as<EpochNotMatchDetail>()) {
       done(std::move(r));

@@ -82,10 +82,9 @@ void StoreImpl::answer_region_error(Status s, std::uint64_t region, KeySpan span
     return;
   }
   std::lock_guard lock(deferred_mu_);
-  deferred_.push_back([this, s = std::move(s), region, span = std::move(span),
-                       answer = std::move(answer)]() mutable {
-    answer(region_error(s, region, span, true));
-  });
+  deferred_.push_back(
+      [this, s = std::move(s), region, span = std::move(span),
+       answer = std::move(answer)]() mutable { answer(region_error(s, region, span, true)); });
 }
 
 // --- routing ---------------------------------------------------------------------
@@ -171,8 +170,8 @@ class StoreImpl::ScanWalk : public std::enable_shared_from_this<StoreImpl::ScanW
     } else {
       lease = whole_.reverse ? store_.route_before(cursor_) : store_.route(cursor_);
       if (!lease) {
-        const KeySpan span = whole_.reverse ? KeySpan{whole_.start, cursor_}
-                                            : KeySpan{cursor_, whole_.end};
+        const KeySpan span =
+            whole_.reverse ? KeySpan{whole_.start, cursor_} : KeySpan{cursor_, whole_.end};
         return finish(store_.region_error(
             Status(Code::kUnavailable, "no region here holds the keys", SubCode::kRegionNotFound),
             0, span, false));
@@ -267,8 +266,7 @@ void StoreImpl::async_scan(std::string_view start, std::string_view end, std::si
     return;
   }
   auto walk = std::make_shared<ScanWalk>(
-      *this, ScanArgs{std::string(start), std::string(end), limit, reverse}, opts,
-      std::move(done));
+      *this, ScanArgs{std::string(start), std::string(end), limit, reverse}, opts, std::move(done));
   walk->run();
 }
 

@@ -71,12 +71,10 @@ Status put_with(LocalCluster& c, std::uint64_t id, const std::string& k, const s
 }
 
 kvcore::Result<std::optional<std::string>> get_with(LocalCluster& c, std::uint64_t id,
-                                                    const std::string& k,
-                                                    const RequestOptions& o) {
+                                                    const std::string& k, const RequestOptions& o) {
   std::optional<kvcore::Result<std::optional<std::string>>> out;
-  c.store(id).async_get(k, o, [&](kvcore::Result<std::optional<std::string>> r) {
-    out.emplace(std::move(r));
-  });
+  c.store(id).async_get(
+      k, o, [&](kvcore::Result<std::optional<std::string>> r) { out.emplace(std::move(r)); });
   REQUIRE(c.sim().run_until([&] { return out.has_value(); }, 10s));
   return std::move(*out);
 }
@@ -249,7 +247,7 @@ TEST_CASE("split checks cut regions at split_prefix boundaries") {
       // "t<nn>_..." keys belong to table <nn>; other keys have no table.
       s.split_prefix = [](std::string_view k) {
         return k.size() >= 4 && k[0] == 't' && k[3] == '_' ? std::string(k.substr(0, 4))
-                                                            : std::string();
+                                                           : std::string();
       };
     };
     LocalCluster c(o);
@@ -329,8 +327,8 @@ TEST_CASE("a request routed with an old epoch gets EpochNotMatch with the curren
     REQUIRE(d->current_regions.size() == 1);
     const kvcore::RegionInfo& target = d->current_regions.front();
     CHECK(target.region_id == now.region_id);
-    const auto l = target.leader_store_id != 0 ? target.leader_store_id
-                                               : c.wait_leader(5s, target.region_id);
+    const auto l =
+        target.leader_store_id != 0 ? target.leader_store_id : c.wait_leader(5s, target.region_id);
     REQUIRE(l != 0);
     CHECK(put_with(c, l, "x", "3", routed_to(target.region_id, target.version)).is_ok());
     CHECK(get_with(c, l, "x", routed_to(target.region_id, target.version))->value_or("") == "3");
@@ -338,9 +336,8 @@ TEST_CASE("a request routed with an old epoch gets EpochNotMatch with the curren
     auto scan = c.store(leader).regions();
     std::optional<Status> wide;
     RequestOptions o = routed_to(1, before.version);
-    c.store(leader).async_scan("a", "z", 0, false, o, [&](kvcore::Result<std::vector<KvPair>> r) {
-      wide = r.status();
-    });
+    c.store(leader).async_scan("a", "z", 0, false, o,
+                               [&](kvcore::Result<std::vector<KvPair>> r) { wide = r.status(); });
     REQUIRE(c.sim().run_until([&] { return wide.has_value(); }, 5s));
     CHECK(wide->sub_code() == SubCode::kEpochNotMatch);
     d = wide->detail_as<EpochNotMatchDetail>();
@@ -441,7 +438,8 @@ TEST_CASE("scan and delete_range walk every region of the range") {
     // delete_range over three regions: one write per region.
     const auto proposals = c.store(leader).metric("kvcore_raft_proposals_total");
     std::optional<Status> del;
-    c.store(leader).async_delete_range(key(5), key(35), {}, [&](Status st) { del = std::move(st); });
+    c.store(leader).async_delete_range(key(5), key(35), {},
+                                       [&](Status st) { del = std::move(st); });
     REQUIRE(c.sim().run_until([&] { return del.has_value(); }, 10s));
     REQUIRE(del->is_ok());
     CHECK(c.store(leader).metric("kvcore_raft_proposals_total") >= proposals + 4);
@@ -498,7 +496,8 @@ TEST_CASE("split checks by key count, routing and cross-region requests on every
     CHECK(all->front().key == key(149));
     CHECK(all->back().value == val(0));
     std::optional<Status> del;
-    c.store(leader).async_delete_range(key(10), key(140), {}, [&](Status s) { del = std::move(s); });
+    c.store(leader).async_delete_range(key(10), key(140), {},
+                                       [&](Status s) { del = std::move(s); });
     REQUIRE(c.sim().run_until([&] { return del.has_value(); }, 10s));
     REQUIRE(del->is_ok());
     // Splits and data survive a restart of every store.
