@@ -516,3 +516,58 @@ TEST_CASE("split checks by key count, routing and cross-region requests on every
           SubCode::kEpochNotMatch);
   }
 }
+
+TEST_CASE("scans over regions by ReadIndex rounds, and a scan racing a split") {
+  for (auto seed : kvcore::test::test_seeds(660, 3)) {
+    INFO(replay_hint(seed));
+    LocalClusterOptions o{.seed = seed};
+    // No lease: every part of a scan waits for a ReadIndex round, so parts
+    // complete on the raft thread and the scan goes on from there.
+    o.tune = [](kvcore::StoreOptions& s) { s.max_lease = std::chrono::milliseconds(0); };
+    LocalCluster c(o);
+    const auto leader = c.wait_leader();
+    REQUIRE(leader != 0);
+    for (int i = 0; i < 60; ++i) REQUIRE(c.put_any(key(i), val(i)).is_ok());
+
+    // A scan and a split of its range enter the same round. Served before
+    // the split applies, its one part returns every key. Served after, the
+    // part no longer fits region 1 (KeyNotInRegion), is routed again, and
+    // the scan goes on into the new regions, which may have no leader yet
+    // (NotLeader: retry).
+    std::optional<Status> split_done;
+    std::optional<kvcore::Result<std::vector<KvPair>>> raced;
+    c.store(leader).async_split_region(1, {key(20), key(40)}, {},
+                                       [&](Status s) { split_done = std::move(s); });
+    c.store(leader).async_scan("", "", 0, false, {}, [&](kvcore::Result<std::vector<KvPair>> r) {
+      raced.emplace(std::move(r));
+    });
+    REQUIRE(c.sim().run_until([&] { return split_done && raced; }, 10s));
+    REQUIRE(split_done->is_ok());
+    INFO(raced->status().to_string());
+    if (raced->is_ok()) {
+      REQUIRE((*raced)->size() == 60);
+      for (int i = 0; i < 60; ++i) CHECK((**raced)[static_cast<std::size_t>(i)].key == key(i));
+    } else {
+      CHECK(raced->status().sub_code() == SubCode::kNotLeader);
+      const auto* hint = raced->status().detail_as<kvcore::NotLeaderDetail>();
+      REQUIRE(hint != nullptr);
+      CHECK(hint->region_id != 1);  // the part of region 1 was routed again
+    }
+
+    c.sim().run_for(3s);
+    lead_all_on(c, leader);
+    auto all = c.scan(leader, "", "");
+    REQUIRE(all.is_ok());
+    REQUIRE(all->size() == 60);
+    for (int i = 0; i < 60; ++i) CHECK((*all)[static_cast<std::size_t>(i)].key == key(i));
+    const auto read_index = c.store(leader).metric("kvcore_reads_total{path=\"read_index\"}");
+    auto rev = c.scan(leader, key(10), key(50), 25, true);
+    REQUIRE(rev.is_ok());
+    REQUIRE(rev->size() == 25);
+    CHECK(rev->front().key == key(49));
+    CHECK(rev->back().key == key(25));
+    // Three parts (regions [40, 50), [20, 40) and none of the first: the
+    // limit was reached), each a ReadIndex read.
+    CHECK(c.store(leader).metric("kvcore_reads_total{path=\"read_index\"}") == read_index + 2);
+  }
+}
