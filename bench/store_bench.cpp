@@ -28,6 +28,9 @@
 //                    ReadIndex; reads_counted: metric("kvcore_reads_total")
 //                    over the run / gets made (1: the store saw every get).
 //
+// split/r3_1_into_10 times a batch split of one region into 10 (see
+// BM_Split10).
+//
 //   bench/store_bench --benchmark_counters_tabular=true
 //   python3 bench/store_ratios.py --bench BUILD/bench/store_bench
 #include <benchmark/benchmark.h>
@@ -446,7 +449,71 @@ void BM_Get(benchmark::State& state, Side side) {
   }
 }
 
+// Wall time of one batch split of a region holding data (the 20,000
+// preloaded keys, ~2.3 MB) into 10, on a fresh three-store cluster per
+// iteration (opening and preloading it is not timed). Timed: from
+// split_region() on the leader until every store has the 10 regions and each
+// has a leader (manual time). Counters: split_applied_ms (split_region()
+// returned: applied on the leader), all_led_ms (the iteration time), and as
+// the baseline measured on the same cluster just before, put_p50_us (one
+// Store::put); the *_per_put ratios divide the split times by it.
+void BM_Split10(benchmark::State& state) {
+  ensure_open(Side::kRaw);  // makes the root directory
+  std::vector<double> applied_ms;
+  std::vector<double> led_ms;
+  std::vector<double> put_us;
+  int iteration = 0;
+  for (auto _ : state) {
+    const std::string dir = g_world.root + "/split" + std::to_string(iteration++);
+    auto c = open_cluster(dir, 3);
+    for (int i = 0; i < 200; ++i) {
+      const auto t0 = SteadyClock::now();
+      if (Status s = c->leader->put(make_key(0x2000, i), value()); !s.is_ok()) die("put", s);
+      put_us.push_back(elapsed_us(t0, SteadyClock::now()));
+    }
+    std::vector<std::string> keys;
+    for (std::uint64_t k = 1; k < 10; ++k) {
+      keys.push_back(make_key(kPreloadSpace, k * kPreloadKeys / 10));
+    }
+    const auto t0 = SteadyClock::now();
+    if (Status s = c->leader->split_region(1, keys); !s.is_ok()) die("split", s);
+    const auto t1 = SteadyClock::now();
+    const auto give_up = t1 + std::chrono::seconds(60);
+    for (;;) {
+      bool all = true;
+      std::size_t led = 0;
+      for (const auto& st : c->stores) {
+        const auto rs = st->regions();
+        all = all && rs.size() == 10;
+        for (const auto& r : rs) led += r.is_leader ? 1 : 0;
+      }
+      if (all && led == 10) break;
+      if (SteadyClock::now() > give_up) die("split", Status::unavailable("no 10 led regions"));
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    const auto t2 = SteadyClock::now();
+    applied_ms.push_back(elapsed_us(t0, t1) / 1000);
+    led_ms.push_back(elapsed_us(t0, t2) / 1000);
+    state.SetIterationTime(elapsed_us(t0, t2) / 1e6);
+    c.reset();
+    std::filesystem::remove_all(dir);
+  }
+  std::sort(applied_ms.begin(), applied_ms.end());
+  std::sort(led_ms.begin(), led_ms.end());
+  std::sort(put_us.begin(), put_us.end());
+  const double put = percentile(put_us, 0.5);
+  state.counters["split_applied_ms"] = percentile(applied_ms, 0.5);
+  state.counters["all_led_ms"] = percentile(led_ms, 0.5);
+  state.counters["put_p50_us"] = put;
+  state.counters["applied_per_put"] = put > 0 ? percentile(applied_ms, 0.5) * 1000 / put : 0;
+  state.counters["led_per_put"] = put > 0 ? percentile(led_ms, 0.5) * 1000 / put : 0;
+}
+
 void register_all() {
+  benchmark::RegisterBenchmark("split/r3_1_into_10", BM_Split10)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(5);
   struct SideName {
     Side side;
     const char* name;

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace kvcore {
 
@@ -62,9 +63,10 @@ enum class SubCode : std::uint8_t {
   kNone = 0,
   // Region errors (Code::kUnavailable or kFailedPrecondition).
   kNotLeader,        // detail: NotLeaderDetail with the leader hint, when known
-  kEpochNotMatch,    // the request's region epoch is stale: re-route
-  kRegionNotFound,   // this store has no peer of the region
-  kKeyNotInRegion,   // the key is outside the region's range
+  kEpochNotMatch,    // the request's region epoch is stale: re-route (EpochNotMatchDetail)
+  kRegionNotFound,   // this store has no peer of the region (EpochNotMatchDetail when the
+                     // request named keys)
+  kKeyNotInRegion,   // the key is outside the region's range (EpochNotMatchDetail)
   kServerIsBusy,     // flow control or a full queue (Code::kResourceExhausted)
   kStaleCommand,     // the proposal was superseded by a newer term
   kProposalDropped,  // raft dropped the proposal (no leader, transfer in flight)
@@ -92,6 +94,31 @@ struct NotLeaderDetail final : StatusDetail {
   std::uint64_t region_id = 0;
   std::uint64_t leader_store_id = 0;
   std::uint64_t leader_peer_id = 0;
+  [[nodiscard]] std::string describe() const override;
+};
+
+// One region as a store knows it: enough to route a request to it again.
+struct RegionInfo {
+  std::uint64_t region_id = 0;
+  std::string start_key;  // inclusive
+  std::string end_key;    // exclusive; empty means "to the last key"
+  std::uint64_t conf_ver = 0;
+  std::uint64_t version = 0;
+  std::uint64_t leader_store_id = 0;  // 0: unknown
+  friend bool operator==(const RegionInfo&, const RegionInfo&) = default;
+};
+
+// Detail of a request that failed because the region it was routed to
+// changed under it: SubCode::kEpochNotMatch (a split or merge changed the
+// region's epoch), kKeyNotInRegion (a key left the region's range), and
+// kRegionNotFound (the region is gone from the store). `current_regions` are
+// the regions of the answering store that overlap the request's keys,
+// ascending by start key, as that store knew them when it answered: route the
+// request (or each part of it) to the region holding its keys and retry.
+// Empty when the store holds none of the keys.
+struct EpochNotMatchDetail final : StatusDetail {
+  std::uint64_t region_id = 0;  // the region the request was routed to
+  std::vector<RegionInfo> current_regions;
   [[nodiscard]] std::string describe() const override;
 };
 

@@ -20,7 +20,11 @@
 // Requests. Raw key-value reads and writes are served by the leader of the
 // region holding the key. On a store whose peer is not the leader they fail
 // at once with Unavailable/NotLeader, carrying the leader's store id when
-// known (StatusDetail::not_leader): send the request there. Reads are
+// known (NotLeaderDetail): send the request there. A request whose region
+// changed under it (a split between routing and proposing, applying or
+// serving it) fails with Unavailable and EpochNotMatch, KeyNotInRegion or
+// RegionNotFound, carrying an EpochNotMatchDetail with the regions that hold
+// its keys now: it had no effect; route it again. Reads are
 // linearizable: a leader holding a valid lease serves them on the caller's
 // thread from an engine snapshot; otherwise it confirms its leadership with
 // a ReadIndex round first.
@@ -38,6 +42,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -141,6 +146,34 @@ struct StoreOptions {
   // least one frame per tick). So a store holds many idle regions cheaply.
   bool hibernate_regions = true;
   int hibernate_idle_ticks = 20;
+
+  // Split checks. Every split_check_ticks ticks, the leader of each region
+  // that took writes since its last check (and of each region it has not
+  // checked yet, e.g. one a split just made) asks the engine for the
+  // region's approximate size and key count. When either is over its max, or
+  // the region holds keys of two split_prefix prefixes, the region is scanned
+  // (off the raft thread, on an engine snapshot) for split keys and split in
+  // one batch split. A check proposes at most 32 split keys; what is left
+  // over is split by the next check. Must be positive.
+  int split_check_ticks = 10;
+  // A region above this many bytes (CF default + lock + write) is split into
+  // parts of about region_split_bytes. 0 disables the size check. Bigger
+  // regions mean fewer raft groups, but slower snapshots and scans that
+  // hold more of one leader. REQUIRES: region_split_bytes <= region_max_bytes
+  // and region_split_bytes > 0 when the check is on.
+  std::uint64_t region_max_bytes = std::uint64_t{144} << 20;
+  std::uint64_t region_split_bytes = std::uint64_t{96} << 20;
+  // The same by key count (the larger of CF default's and CF write's
+  // approximate counts). 0 disables the key-count check.
+  std::uint64_t region_max_keys = 1'440'000;
+  std::uint64_t region_split_keys = 960'000;
+  // A key-prefix rule (say, a table prefix): a region never keeps keys of
+  // two different prefixes; a check splits it at each prefix boundary it
+  // finds. Called off the raft thread, possibly from several threads at once:
+  // it must be thread-safe and must not call the Store. It returns the prefix
+  // of `key`, a prefix of the key itself (otherwise the key is used as the
+  // boundary). Empty function: no rule.
+  std::function<std::string(std::string_view key)> split_prefix;
 };
 
 // Options of one request.
@@ -148,6 +181,19 @@ struct RequestOptions {
   // The request fails with DeadlineExceeded when not done in this time. Its
   // effect may still happen later (a write already proposed may commit).
   std::chrono::milliseconds timeout{10'000};
+
+  // Routing as a caller's region cache knows it (TiKV's request context).
+  // region_id 0 (the default): the store routes each key itself. Otherwise
+  // the request is for that region at that epoch: every key (a scan's or a
+  // delete_range's whole range) must lie in it, and the store's region must
+  // still have region_version (and region_conf_ver, when non-zero); the
+  // epoch is checked when the request is routed, again when a write is
+  // proposed, and when a read is served. Failures are RegionNotFound,
+  // EpochNotMatch and KeyNotInRegion, with an EpochNotMatchDetail naming the
+  // regions that hold the keys now.
+  std::uint64_t region_id = 0;
+  std::uint64_t region_version = 0;
+  std::uint64_t region_conf_ver = 0;
 };
 
 // An atomic group of writes to user data, applied all or nothing.
@@ -259,6 +305,11 @@ class Store {
                                                                const RequestOptions& opts = {}) = 0;
   // Keys in [start, end) (empty end: to the last key), at most `limit`
   // (0: no limit), ascending, or descending from the end with `reverse`.
+  // A range over several regions is read one region after the other, in
+  // key order (from the end with `reverse`), until the limit: each part is a
+  // linearizable read of its region, but the whole is not one snapshot (as
+  // TiKV's raw scan). This store must lead every region read; a part that
+  // fails fails the scan.
   [[nodiscard]] virtual Result<std::vector<KvPair>> scan(std::string_view start,
                                                          std::string_view end, std::size_t limit,
                                                          bool reverse = false,
@@ -266,16 +317,24 @@ class Store {
   [[nodiscard]] virtual Status put(std::string_view key, std::string_view value,
                                    const RequestOptions& opts = {}) = 0;
   [[nodiscard]] virtual Status del(std::string_view key, const RequestOptions& opts = {}) = 0;
+  // Deletes [start, end) (empty end: to the last key). A range over several
+  // regions becomes one write per region, proposed together: each is atomic,
+  // the whole is not (when one fails, others may have been applied; the
+  // first failure is returned). This store must lead every region of the
+  // range (NotLeader otherwise, checked before anything is proposed).
   [[nodiscard]] virtual Status delete_range(std::string_view start, std::string_view end,
                                             const RequestOptions& opts = {}) = 0;
   // All keys of a batch must lie in one region (InvalidArgument/
-  // KeyNotInRegion otherwise).
+  // KeyNotInRegion otherwise, with an EpochNotMatchDetail naming the
+  // regions).
   [[nodiscard]] virtual Status write(RawBatch batch, const RequestOptions& opts = {}) = 0;
 
   virtual void async_get(std::string_view key, const RequestOptions& opts, GetCallback done) = 0;
   virtual void async_scan(std::string_view start, std::string_view end, std::size_t limit,
                           bool reverse, const RequestOptions& opts, ScanCallback done) = 0;
   virtual void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) = 0;
+  virtual void async_delete_range(std::string_view start, std::string_view end,
+                                  const RequestOptions& opts, WriteCallback done) = 0;
 
   // Asks the leader of `region_id` (this store's peer) to hand leadership to
   // the peer on `to_store`. Returns once asked; watch regions() for the

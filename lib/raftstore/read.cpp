@@ -30,6 +30,14 @@ Status region_not_found(std::uint64_t region) {
           SubCode::kRegionNotFound};
 }
 
+Status epoch_not_match(const RegionMeta& region, const RegionEpoch& expected) {
+  return {
+      Code::kUnavailable,
+      fmt::format("region {} is at epoch {}/{}, the request expected {}/{}", region.id,
+                  region.epoch.conf_ver, region.epoch.version, expected.conf_ver, expected.version),
+      SubCode::kEpochNotMatch};
+}
+
 void ReadRequest::fail(const Status& s) {
   if (get_done) {
     auto cb = std::move(get_done);
@@ -44,12 +52,12 @@ namespace {
 
 Result<std::vector<KvPair>> scan_region(const Reader& reader, const RegionMeta& region,
                                         const ScanArgs& a) {
+  const bool covered = a.start >= region.start_key &&
+                       (region.end_key.empty() || (!a.end.empty() && a.end <= region.end_key));
+  if (!covered) return key_not_in_region(a.start, region);
   IterOptions io;
-  io.lower_bound = std::max(a.start, region.start_key);
+  io.lower_bound = a.start;
   io.upper_bound = a.end;
-  if (!region.end_key.empty() && (io.upper_bound.empty() || region.end_key < io.upper_bound)) {
-    io.upper_bound = region.end_key;
-  }
   std::vector<KvPair> out;
   if (!io.upper_bound.empty() && io.lower_bound >= io.upper_bound) return out;
   auto it = reader.new_iterator(CF::kDefault, io);
@@ -70,6 +78,10 @@ Result<std::vector<KvPair>> scan_region(const Reader& reader, const RegionMeta& 
 }  // namespace
 
 void execute_read(const Reader& reader, const RegionMeta& region, ReadRequest& req) {
+  if (req.expect_epoch && !epoch_matches(region, *req.expect_epoch)) {
+    req.fail(epoch_not_match(region, *req.expect_epoch));
+    return;
+  }
   if (const auto* g = std::get_if<GetArgs>(&req.args)) {
     auto cb = std::move(req.get_done);
     if (!region.contains(g->key)) {

@@ -2,6 +2,7 @@
 // shares with the threads that serve local reads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,9 @@ using runtime::Instant;
 
 struct WriteRequest {
   std::uint64_t region_id = 0;
+  // The caller's region epoch (RequestOptions::region_*): checked again when
+  // the write is proposed. nullopt: the store routed the keys itself.
+  std::optional<RegionEpoch> expect_epoch;
   std::vector<WriteOp> ops;
   Instant start;
   Instant deadline;
@@ -35,8 +39,13 @@ struct ScanArgs {
   bool reverse = false;
 };
 
+// A scan is one part of Store::scan, always within the region it was routed
+// to: served by a region that no longer covers it, it fails with
+// KeyNotInRegion (the region changed under it) instead of being clipped.
 struct ReadRequest {
   std::uint64_t region_id = 0;
+  // As in WriteRequest; checked when the read is served.
+  std::optional<RegionEpoch> expect_epoch;
   std::variant<GetArgs, ScanArgs> args;
   Instant start;
   Instant deadline;
@@ -67,6 +76,9 @@ struct LeaseState {
   bool applied_current_term = false;
   // Reads may be served locally until this instant (the store's clock).
   Instant lease_until = Instant::min();
+  // Writes routed to the region so far (not guarded by `mu`): the split
+  // checker skips regions whose count did not move since their last check.
+  std::atomic<std::uint64_t> writes{0};
 };
 
 // Status helpers for region errors.
@@ -74,5 +86,13 @@ struct LeaseState {
                                        std::uint64_t leader_peer);
 [[nodiscard]] Status key_not_in_region(std::string_view key, const RegionMeta& region);
 [[nodiscard]] Status region_not_found(std::uint64_t region);
+// EpochNotMatch: the region's epoch is not `expected` (conf_ver 0: not
+// checked).
+[[nodiscard]] Status epoch_not_match(const RegionMeta& region, const RegionEpoch& expected);
+// Whether `region` has the epoch a caller expects (conf_ver 0: any).
+[[nodiscard]] inline bool epoch_matches(const RegionMeta& region, const RegionEpoch& expected) {
+  return region.epoch.version == expected.version &&
+         (expected.conf_ver == 0 || region.epoch.conf_ver == expected.conf_ver);
+}
 
 }  // namespace kvcore::raftstore

@@ -58,6 +58,7 @@ Result<StoreOptions> resolve_options(const StoreOptions& in) {
     return Status::invalid_argument(
         "StoreOptions: snapshot_chunk_bytes must be positive and well below max_frame_bytes");
   }
+  KVCORE_RETURN_IF_ERROR(check_split_options(o));
   return o;
 }
 
@@ -176,6 +177,7 @@ Status StoreImpl::start() {
     }
   }
   raft_exec_ = rt_->make_executor(fmt::format("raft-{}", options_.store_id), 1);
+  split_exec_ = rt_->make_executor(fmt::format("split-check-{}", options_.store_id), 1);
   {
     std::lock_guard lock(anchor_->mu);
     anchor_->store = this;
@@ -187,6 +189,7 @@ Status StoreImpl::start() {
 }
 
 StoreImpl::~StoreImpl() {
+  if (split_exec_) split_exec_->shutdown();
   {
     std::lock_guard lock(anchor_->mu);
     anchor_->store = nullptr;
@@ -258,6 +261,7 @@ void StoreImpl::schedule_tick() {
 void StoreImpl::handle(Input& in) {
   if (std::holds_alternative<TickInput>(in)) {
     on_tick();
+    maybe_split_check();
     return;
   }
   if (auto* f = std::get_if<FrameInput>(&in)) {
@@ -302,6 +306,10 @@ void StoreImpl::handle(Input& in) {
     auto it = peers_.find(w->req.region_id);
     if (it == peers_.end()) {
       w->req.done(region_not_found(w->req.region_id));
+      return;
+    }
+    if (w->req.expect_epoch && !epoch_matches(it->second->region(), *w->req.expect_epoch)) {
+      w->req.done(epoch_not_match(it->second->region(), *w->req.expect_epoch));
       return;
     }
     it->second->enqueue_write(std::move(w->req));
@@ -350,6 +358,10 @@ void StoreImpl::handle(Input& in) {
     parent.propose_split(std::move(cmd), sp->deadline, std::move(sp->done));
     return;
   }
+  if (auto* sc = std::get_if<SplitCheckDone>(&in)) {
+    on_split_check_done(*sc);
+    return;
+  }
   if (auto* t = std::get_if<TransferInput>(&in)) {
     auto it = peers_.find(t->region);
     if (it != peers_.end()) {
@@ -365,6 +377,7 @@ void StoreImpl::run_round() {
 }
 
 void StoreImpl::run_round_locked() {
+  RoundScope scope(*this);
   std::vector<Input> inputs;
   {
     std::lock_guard lock(inbox_mu_);
@@ -433,6 +446,7 @@ bool StoreImpl::run_pass(std::vector<Peer*>& work, bool first, Instant start,
   std::vector<Lane> lanes(n);
   const std::size_t max_mail = options_.max_messages_per_region_round;
   auto step = [&](std::size_t lane_index, Peer* p) {
+    const LaneMark mark(*this);
     Lane& lane = lanes[lane_index];
     if (!lane.error.is_ok()) return;
     if (first) (void)p->drain_mailbox(max_mail);
@@ -580,6 +594,7 @@ bool StoreImpl::finish_all(std::vector<Peer*>& readied, Outbox& out) {
   std::vector<Lane> lanes(n);
   const auto budget = std::chrono::duration_cast<runtime::Duration>(options_.apply_round_budget);
   auto apply = [&](std::size_t lane_index, std::span<Peer*> share) {
+    const LaneMark mark(*this);
     Lane& lane = lanes[lane_index];
     ApplyBatch ab{kv_->new_write_batch(), false};
     const Instant began = rt_->clock().now();

@@ -22,11 +22,17 @@
 #include "kvcore/store.hpp"
 #include "raftlog/engine.hpp"
 #include "raftstore/peer.hpp"
+#include "raftstore/split_check.hpp"
 #include "raftstore/store_metrics.hpp"
 #include "runtime/runtime.hpp"
 #include "util/metrics.hpp"
 
 namespace kvcore::raftstore {
+
+// When a request with `opts` runs out of time.
+[[nodiscard]] inline Instant request_deadline(runtime::Clock& clock, const RequestOptions& opts) {
+  return clock.now() + std::chrono::duration_cast<runtime::Duration>(opts.timeout);
+}
 
 // The options after defaults are filled in; InvalidArgument when invalid.
 [[nodiscard]] Result<StoreOptions> resolve_options(const StoreOptions& in);
@@ -55,6 +61,8 @@ class StoreImpl final : public Store {
   void async_scan(std::string_view start, std::string_view end, std::size_t limit, bool reverse,
                   const RequestOptions& opts, ScanCallback done) override;
   void async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) override;
+  void async_delete_range(std::string_view start, std::string_view end, const RequestOptions& opts,
+                          WriteCallback done) override;
 
   Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) override;
   Status split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
@@ -100,8 +108,61 @@ class StoreImpl final : public Store {
     Instant deadline;
     WriteCallback done;
   };
+  // A split check's answer: split keys (none: no split) found for the
+  // region at `epoch`.
+  struct SplitCheckDone {
+    std::uint64_t region = 0;
+    RegionEpoch epoch;
+    std::vector<std::string> keys;
+  };
   using Input = std::variant<TickInput, FrameInput, WriteInput, ReadInput, UnreachableInput,
-                             TransferInput, SplitInput>;
+                             TransferInput, SplitInput, SplitCheckDone>;
+
+  // The split checker's view of one region (raft thread).
+  struct SplitCheckState {
+    bool checked = false;           // checked at least once since it was seen
+    std::uint64_t writes_seen = 0;  // LeaseState::writes at the last check
+    bool in_flight = false;
+  };
+
+  // Marks the running round on this thread (region errors raised inside it
+  // are answered once it ends, when the routes hold its splits) and answers
+  // them when it ends, whichever way the round returns.
+  class RoundScope {
+   public:
+    explicit RoundScope(StoreImpl& store);
+    ~RoundScope();
+    RoundScope(const RoundScope&) = delete;
+    RoundScope& operator=(const RoundScope&) = delete;
+
+   private:
+    StoreImpl& store_;
+    const StoreImpl* outer_;
+  };
+  // Marks a lane of the running round on a pool thread: region errors raised
+  // there join the round's deferred answers too.
+  class LaneMark {
+   public:
+    explicit LaneMark(const StoreImpl& store);
+    ~LaneMark();
+    LaneMark(const LaneMark&) = delete;
+    LaneMark& operator=(const LaneMark&) = delete;
+
+   private:
+    const StoreImpl* outer_;
+  };
+
+  // Keys a request touches: [start, end), an empty end meaning "to the last
+  // key".
+  struct KeySpan {
+    std::string start;
+    std::string end;
+    [[nodiscard]] static KeySpan point(std::string_view key) {
+      std::string end(key);
+      end.push_back('\0');
+      return {std::string(key), std::move(end)};
+    }
+  };
 
   // Outlives the store in timer callbacks: they check `store` under `mu`.
   struct Anchor {
@@ -181,6 +242,44 @@ class StoreImpl final : public Store {
   // store destroyed (its epoch is not newer than the tombstone's).
   [[nodiscard]] bool is_tombstoned(std::uint64_t region, const RegionEpoch& epoch) const;
 
+  // --- split checks (split_check.cpp) ---
+  // On a tick: every split_check_ticks, queues a check of each led region
+  // that took writes since its last check.
+  void maybe_split_check();
+  // The check task, on split_exec_.
+  void run_split_check(const RegionMeta& region, const SplitCheckConfig& cfg);
+  // Back on the raft thread: proposes the split if the region is unchanged.
+  void on_split_check_done(SplitCheckDone& done);
+
+  // --- routing across regions and region errors (store_routing.cpp) ---
+  // The regions here overlapping `span`, ascending (for EpochNotMatchDetail).
+  [[nodiscard]] std::vector<RegionInfo> regions_overlapping(const KeySpan& span) const;
+  // `s` (a region error of a request routed to `region` for `span`) with an
+  // EpochNotMatchDetail; `moved` recodes it as Unavailable (the region
+  // changed under the request: re-route and retry).
+  [[nodiscard]] Status region_error(const Status& s, std::uint64_t region, const KeySpan& span,
+                                    bool moved) const;
+  // Answers a region error raised after routing: now, with its detail, or,
+  // inside a round of this store, when the round ends.
+  void answer_region_error(Status s, std::uint64_t region, KeySpan span,
+                           UniqueFunction<void(Status)> answer);
+  // Wraps a request's callback so that a region error raised after routing
+  // comes back with its detail (answered at the end of the round when raised
+  // inside one: only then do the routes show the round's splits).
+  template <class Arg>
+  [[nodiscard]] UniqueFunction<void(Arg)> guard_region_errors(UniqueFunction<void(Arg)> done,
+                                                              std::uint64_t region, KeySpan span);
+  // The lease state of the region a caller named (RequestOptions::region_*),
+  // checked against its epoch and `span`; or the error to answer.
+  [[nodiscard]] Result<std::shared_ptr<LeaseState>> route_context(const RequestOptions& opts,
+                                                                  const KeySpan& span) const;
+  // The region holding the keys just below `end` (empty: the last region).
+  [[nodiscard]] std::shared_ptr<LeaseState> route_before(std::string_view end) const;
+  // Serves or queues a read for the region of `lease` (routed already).
+  void read_routed(ReadRequest req, const std::shared_ptr<LeaseState>& lease);
+  // Proposes `req` (ops all in `lease`'s region) after the leader check.
+  void write_routed(WriteRequest req, const std::shared_ptr<LeaseState>& lease, bool run_here);
+  class ScanWalk;
   // The lease state of the region holding `key`; nullptr when none.
   [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;
   // A point get answered on this thread: under the lease, or refused
@@ -196,8 +295,6 @@ class StoreImpl final : public Store {
   [[nodiscard]] Status refuse_not_leader(const LeaseState& lease);
   // The lease lets this store's leader serve reads now.
   [[nodiscard]] bool lease_holds(const LeaseState& lease) const;
-  // Serves `req` locally when the lease allows; otherwise queues it.
-  void read(ReadRequest req, std::string_view route_key);
 
   StoreOptions options_;
   Transport& transport_;
@@ -259,8 +356,40 @@ class StoreImpl final : public Store {
   // simulation, or with one poller): only rounds post to them.
   std::unique_ptr<runtime::Executor> raft_pool_;
   std::unique_ptr<runtime::Executor> apply_pool_;
+
+  SplitCheckMetrics split_metrics_{registry_};
+  std::map<std::uint64_t, SplitCheckState> split_checks_;  // round_mu_
+  int ticks_since_split_check_ = 0;                        // round_mu_
+  // Region errors raised inside a round, answered when it ends.
+  std::mutex deferred_mu_;
+  std::vector<UniqueFunction<void()>> deferred_;  // guarded by deferred_mu_
+
   // Declared last: destroyed first, while everything its tasks touch lives.
   std::unique_ptr<runtime::Executor> raft_exec_;
+  // Split checks (approximate figures, scans) off the raft thread. Shut down
+  // first by the destructor.
+  std::unique_ptr<runtime::Executor> split_exec_;
 };
+
+// Region errors a request gets when its region changed under it.
+[[nodiscard]] inline bool is_region_change(const Status& s) {
+  return s.sub_code() == SubCode::kEpochNotMatch || s.sub_code() == SubCode::kKeyNotInRegion ||
+         s.sub_code() == SubCode::kRegionNotFound;
+}
+
+template <class Arg>
+UniqueFunction<void(Arg)> StoreImpl::guard_region_errors(UniqueFunction<void(Arg)> done,
+                                                         std::uint64_t region, KeySpan span) {
+  return UniqueFunction<void(Arg)>([this, done = std::move(done), region,
+                                    span = std::move(span)](Arg r) mutable {
+    Status s = kvcore::detail::status_of(r);
+    if (s.is_ok() || !is_region_change(s) || s.template detail_as<EpochNotMatchDetail>()) {
+      done(std::move(r));
+      return;
+    }
+    answer_region_error(std::move(s), region, std::move(span),
+                        [done = std::move(done)](Status st) mutable { done(Arg(std::move(st))); });
+  });
+}
 
 }  // namespace kvcore::raftstore

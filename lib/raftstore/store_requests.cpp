@@ -13,10 +13,6 @@ namespace kvcore::raftstore {
 
 namespace {
 
-Instant deadline_of(runtime::Clock& clock, const RequestOptions& opts) {
-  return clock.now() + std::chrono::duration_cast<runtime::Duration>(opts.timeout);
-}
-
 // Runs an async call and waits for its callback. REQUIRES: not on a store
 // thread nor on a simulation's thread (see store.hpp). A mutex and a
 // condition variable, not std::promise: libstdc++'s set_value makes a futex
@@ -88,17 +84,12 @@ void StoreImpl::queue_get(std::string_view key, std::uint64_t region_id, const R
   req.region_id = region_id;
   req.args = GetArgs{std::string(key)};
   req.start = rt_->clock().now();
-  req.deadline = deadline_of(rt_->clock(), opts);
+  req.deadline = request_deadline(rt_->clock(), opts);
   req.get_done = std::move(done);
   enqueue(ReadInput{std::move(req)});
 }
 
-void StoreImpl::read(ReadRequest req, std::string_view route_key) {
-  auto lease = route(route_key);
-  if (!lease) {
-    req.fail(Status(Code::kUnavailable, "no region here holds the key", SubCode::kRegionNotFound));
-    return;
-  }
+void StoreImpl::read_routed(ReadRequest req, const std::shared_ptr<LeaseState>& lease) {
   RegionMeta region;
   bool try_local = false;
   {
@@ -129,26 +120,52 @@ void StoreImpl::read(ReadRequest req, std::string_view route_key) {
 }
 
 void StoreImpl::async_get(std::string_view key, const RequestOptions& opts, GetCallback done) {
+  using R = Result<std::optional<std::string>>;
+  if (opts.region_id != 0) {
+    auto span = KeySpan::point(key);
+    auto lease = route_context(opts, span);
+    if (!lease.is_ok()) {
+      done(lease.status());
+      return;
+    }
+    ReadRequest req;
+    req.expect_epoch = RegionEpoch{opts.region_conf_ver, opts.region_version};
+    req.args = GetArgs{std::string(key)};
+    req.start = rt_->clock().now();
+    req.deadline = request_deadline(rt_->clock(), opts);
+    req.get_done = guard_region_errors<R>(std::move(done), opts.region_id, std::move(span));
+    read_routed(std::move(req), *lease);
+    return;
+  }
   std::uint64_t region_id = 0;
   if (auto local = lease_get(key, &region_id)) {
+    if (!local->is_ok() && local->status().sub_code() == SubCode::kRegionNotFound) {
+      done(region_error(local->status(), 0, KeySpan::point(key), false));
+      return;
+    }
     done(std::move(*local));
     return;
   }
-  queue_get(key, region_id, opts, std::move(done));
-}
-
-void StoreImpl::async_scan(std::string_view start, std::string_view end, std::size_t limit,
-                           bool reverse, const RequestOptions& opts, ScanCallback done) {
-  ReadRequest req;
-  req.args = ScanArgs{std::string(start), std::string(end), limit, reverse};
-  req.start = rt_->clock().now();
-  req.deadline = deadline_of(rt_->clock(), opts);
-  req.scan_done = std::move(done);
-  read(std::move(req), start);
+  queue_get(key, region_id, opts,
+            guard_region_errors<R>(std::move(done), region_id, KeySpan::point(key)));
 }
 
 void StoreImpl::async_write(RawBatch batch, const RequestOptions& opts, WriteCallback done) {
   async_write_impl(std::move(batch), opts, std::move(done), false);
+}
+
+void StoreImpl::write_routed(WriteRequest req, const std::shared_ptr<LeaseState>& lease,
+                             bool run_here) {
+  {
+    std::lock_guard lock(lease->mu);
+    if (!lease->leader) {
+      req.done(refuse_not_leader(*lease));
+      return;
+    }
+    req.region_id = lease->region.id;
+  }
+  lease->writes.fetch_add(1, std::memory_order_relaxed);
+  enqueue(WriteInput{std::move(req)}, run_here);
 }
 
 void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, WriteCallback done,
@@ -157,21 +174,12 @@ void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, Wri
     done(Status::invalid_argument("empty write batch"));
     return;
   }
-  auto lease = route(batch.ops().front().key);
-  if (!lease) {
-    done(Status(Code::kUnavailable, "no region here holds the key", SubCode::kRegionNotFound));
-    return;
-  }
   WriteRequest req;
-  {
-    std::lock_guard lock(lease->mu);
-    if (!lease->leader) {
-      done(refuse_not_leader(*lease));
-      return;
-    }
-    req.region_id = lease->region.id;
-  }
   req.ops.reserve(batch.ops().size());
+  // The batch's span, for routing and its errors: its lowest key to just
+  // past its highest (a delete-range's end; empty: to the last key).
+  KeySpan span{batch.ops().front().key, {}};
+  bool open_end = false;
   for (const auto& op : batch.ops()) {
     WriteOp w;
     w.cf = CF::kDefault;
@@ -182,12 +190,61 @@ void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, Wri
       case RawBatch::OpKind::kDelete: w.kind = WriteOpKind::kDelete; break;
       case RawBatch::OpKind::kDeleteRange: w.kind = WriteOpKind::kDeleteRange; break;
     }
+    span.start = std::min(span.start, w.key);
+    if (w.kind == WriteOpKind::kDeleteRange) {
+      if (w.value.empty()) open_end = true;
+      if (w.value > span.end) span.end = w.value;
+    } else if (w.key >= span.end) {
+      span.end = w.key + '\0';
+    }
     req.ops.push_back(std::move(w));
   }
+  if (open_end) span.end.clear();
+
+  std::shared_ptr<LeaseState> lease;
+  if (opts.region_id != 0) {
+    auto routed = route_context(opts, span);
+    if (!routed.is_ok()) {
+      done(routed.status());
+      return;
+    }
+    lease = std::move(routed).value();
+    req.expect_epoch = RegionEpoch{opts.region_conf_ver, opts.region_version};
+  } else {
+    lease = route(span.start);
+    if (!lease) {
+      done(region_error(
+          Status(Code::kUnavailable, "no region here holds the key", SubCode::kRegionNotFound), 0,
+          span, false));
+      return;
+    }
+    std::uint64_t spanning = 0;
+    {
+      std::lock_guard lock(lease->mu);
+      for (const auto& w : req.ops) {
+        if (!op_in_region(w, lease->region)) spanning = lease->region.id;
+      }
+    }
+    if (spanning != 0) {
+      // Routed just now: the batch itself does not fit one region.
+      done(region_error(Status(Code::kInvalidArgument,
+                               fmt::format("the write batch spans regions (region {} holds "
+                                           "only part of it)",
+                                           spanning),
+                               SubCode::kKeyNotInRegion),
+                        spanning, span, false));
+      return;
+    }
+  }
+  std::uint64_t region_id = 0;
+  {
+    std::lock_guard lock(lease->mu);
+    region_id = lease->region.id;
+  }
   req.start = rt_->clock().now();
-  req.deadline = deadline_of(rt_->clock(), opts);
-  req.done = std::move(done);
-  enqueue(WriteInput{std::move(req)}, run_here);
+  req.deadline = request_deadline(rt_->clock(), opts);
+  req.done = guard_region_errors<Status>(std::move(done), region_id, std::move(span));
+  write_routed(std::move(req), lease, run_here);
 }
 
 void StoreImpl::async_split_region(std::uint64_t region_id, std::vector<std::string> split_keys,
@@ -196,7 +253,7 @@ void StoreImpl::async_split_region(std::uint64_t region_id, std::vector<std::str
     done(Status::invalid_argument("split: no split keys"));
     return;
   }
-  enqueue(SplitInput{region_id, std::move(split_keys), deadline_of(rt_->clock(), opts),
+  enqueue(SplitInput{region_id, std::move(split_keys), request_deadline(rt_->clock(), opts),
                      std::move(done)});
 }
 
@@ -240,9 +297,7 @@ Status StoreImpl::del(std::string_view key, const RequestOptions& opts) {
 
 Status StoreImpl::delete_range(std::string_view start, std::string_view end,
                                const RequestOptions& opts) {
-  RawBatch b;
-  b.delete_range(start, end);
-  return write(std::move(b), opts);
+  return wait_for<Status>([&](auto cb) { async_delete_range(start, end, opts, std::move(cb)); });
 }
 
 }  // namespace kvcore::raftstore

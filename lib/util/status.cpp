@@ -48,6 +48,16 @@ std::string NotLeaderDetail::describe() const {
                      leader_peer_id);
 }
 
+std::string EpochNotMatchDetail::describe() const {
+  std::string out = fmt::format("region {} changed; current regions:", region_id);
+  if (current_regions.empty()) out += " none here";
+  for (const auto& r : current_regions) {
+    out += fmt::format(" [{} ver {}/{} {}B..{}B leader {}]", r.region_id, r.conf_ver, r.version,
+                       r.start_key.size(), r.end_key.size(), r.leader_store_id);
+  }
+  return out;
+}
+
 Status::Status(Code code, std::string_view message, SubCode sub,
                std::shared_ptr<const StatusDetail> detail) {
   if (code == Code::kOk) return;

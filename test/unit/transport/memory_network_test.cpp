@@ -94,6 +94,10 @@ class FakeStore final : public kvcore::Store {
   void async_write(RawBatch, const RequestOptions&, kvcore::WriteCallback done) override {
     done(unsupported());
   }
+  void async_delete_range(std::string_view, std::string_view, const RequestOptions&,
+                          kvcore::WriteCallback done) override {
+    done(unsupported());
+  }
   Status transfer_leader(std::uint64_t, std::uint64_t) override { return unsupported(); }
   Status split_region(std::uint64_t, std::vector<std::string>, const RequestOptions&) override {
     return unsupported();
