@@ -83,6 +83,10 @@ class Raft {
   [[nodiscard]] int randomized_election_timeout() const { return randomized_election_timeout_; }
 
   void become_follower(Term term, NodeId lead);
+  // See RawNode::forget_leader_contact().
+  void forget_leader_contact() {
+    if (lead_ == kNoNode) ticks_since_leader_contact_ = election_timeout_;
+  }
   void become_candidate();
   void become_pre_candidate();
   void become_leader();

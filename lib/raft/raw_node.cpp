@@ -142,6 +142,8 @@ void RawNode::report_unreachable(NodeId id) {
   (void)impl_->raft->step(std::move(m));
 }
 
+void RawNode::forget_leader_contact() { impl_->raft->forget_leader_contact(); }
+
 void RawNode::report_snapshot(NodeId id, bool failed) {
   Message m;
   m.type = MessageType::kSnapshotStatus;

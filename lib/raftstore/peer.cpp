@@ -218,6 +218,10 @@ void Peer::step_snapshot(SnapshotChunk header, std::string data) {
 }
 
 void Peer::tick() {
+  if (std::exchange(campaign_at_tick_, false) && raw_->leader_id() == raft::kNoNode) {
+    Status s = raw_->campaign();
+    if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: campaign: {}", region_.id, s.to_string());
+  }
   raw_->tick();
   check_hibernation();
   if (++ticks_since_gc_ >= ctx_.options->raft_log_gc_ticks) {

@@ -132,6 +132,18 @@ class Peer {
   // Starts an election now (a region just created by a split, on the store
   // whose parent peer led).
   void campaign();
+  // A region just created by a split here: no leader of it can have been
+  // heard from, so its peer answers the campaign of the parent leader's
+  // store at once (see RawNode::forget_leader_contact).
+  void forget_leader_contact() { raw_->forget_leader_contact(); }
+  // Campaigns at the next tick unless a leader is known by then: the other
+  // replicas of a region a split just made apply the split in about the
+  // same round and drop a vote for a region they do not have yet.
+  void campaign_at_next_tick() {
+    forget_leader_contact();
+    campaign_at_tick_ = true;
+    schedule();
+  }
   void read(ReadRequest req);
   [[nodiscard]] Status transfer_leader(std::uint64_t to_store);
   void report_unreachable(std::uint64_t store_id);
@@ -276,6 +288,7 @@ class Peer {
   std::deque<Mail> mail_;
   int ticks_due_ = 0;
   bool scheduled_ = false;
+  bool campaign_at_tick_ = false;
   // Hibernation.
   bool hibernating_ = false;
   bool going_to_sleep_ = false;  // the next heartbeats say so, then sleep

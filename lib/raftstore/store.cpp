@@ -822,9 +822,15 @@ bool StoreImpl::update_regions() {
     }
     Peer* p = peer->get();
     add_peer(std::move(peer).value());
-    // The parent's leader is the best placed to lead the new region at once
-    // instead of waiting out an election timeout.
-    if (parent_leads) p->campaign();
+    // The parent's leader is the best placed to lead the new region: it
+    // campaigns at the next tick, when the other replicas have applied the
+    // split too, instead of after an election timeout; they vote for it at
+    // once (they cannot have heard from a leader of the region).
+    if (parent_leads) {
+      p->campaign_at_next_tick();
+    } else {
+      p->forget_leader_contact();
+    }
   }
   if (!created.empty()) schedule_round();
   return !created.empty();
@@ -871,15 +877,19 @@ std::vector<RegionStatus> StoreImpl::regions() const {
     out.reserve(status_.size());
     for (const auto& [id, st] : status_) out.push_back(st);
   }
-  // Leases run out without a round (an idle region is not refreshed):
-  // their validity is read now.
+  // Leadership as requests see it (the lease state, published when a
+  // round finishes the peer's Ready), and leases, which run out without a
+  // round, as of now.
   const Instant now = rt_->clock().now();
   std::shared_lock lock(routes_mu_);
   for (auto& st : out) {
     auto it = by_region_.find(st.region_id);
     if (it == by_region_.end()) continue;
-    std::lock_guard l(it->second->mu);
-    st.lease_valid = it->second->leader && it->second->lease_until > now;
+    const LeaseState& lease = *it->second;
+    std::lock_guard l(lease.mu);
+    st.is_leader = st.is_leader && lease.leader && lease.term == st.term;
+    if (lease.term == st.term) st.leader_store = lease.leader_store;
+    st.lease_valid = lease.leader && lease.lease_until > now;
   }
   return out;
 }

@@ -124,6 +124,11 @@ class RawNode {
   void report_unreachable(NodeId id);
   // Reports whether the snapshot sent to `id` was installed.
   void report_snapshot(NodeId id, bool failed);
+  // Treats the node as not having heard from any leader, like a node that
+  // never had a term: it answers (pre-)votes at once instead of after an
+  // election timeout. For a replica of a group just created (a region made
+  // by a split), whose leader cannot have been heard from yet.
+  void forget_leader_contact();
 
   [[nodiscard]] bool has_ready() const;
   // Everything the application must do now. REQUIRES: has_ready().
