@@ -111,6 +111,11 @@ struct StoreOptions {
   std::uint64_t max_entry_bytes_per_msg = std::uint64_t{1} << 20;
   // Append messages in flight to one follower.
   std::size_t max_inflight_msgs = 256;
+
+  // A merge is refused unless every peer of the source has matched the
+  // leader's log to within this many entries: the CommitMerge command
+  // carries those entries to a lagging peer, so the gap bounds its size.
+  std::uint64_t merge_max_log_gap = 128;
 };
 
 // Options of one request.

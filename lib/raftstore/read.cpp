@@ -30,6 +30,11 @@ Status region_not_found(std::uint64_t region) {
           SubCode::kRegionNotFound};
 }
 
+Status region_merging(std::uint64_t region) {
+  return {Code::kUnavailable, fmt::format("region {} is being merged", region),
+          SubCode::kRegionMerging};
+}
+
 void ReadRequest::fail(const Status& s) {
   if (get_done) {
     auto cb = std::move(get_done);

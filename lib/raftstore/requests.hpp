@@ -67,6 +67,9 @@ struct LeaseState {
   bool applied_current_term = false;
   // Reads may be served locally until this instant (the store's clock).
   Instant lease_until = Instant::min();
+  // A PrepareMerge was proposed or applied: the region serves no reads and
+  // takes no writes (RegionMerging) until it is rolled back or gone.
+  bool merging = false;
 };
 
 // Status helpers for region errors.
@@ -74,5 +77,6 @@ struct LeaseState {
                                        std::uint64_t leader_peer);
 [[nodiscard]] Status key_not_in_region(std::string_view key, const RegionMeta& region);
 [[nodiscard]] Status region_not_found(std::uint64_t region);
+[[nodiscard]] Status region_merging(std::uint64_t region);
 
 }  // namespace kvcore::raftstore

@@ -105,7 +105,10 @@ Status StoreImpl::start() {
   ctx.clock = &rt_->clock();
   ctx.metrics = &metrics_;
   ctx.options = &options_;
-  ctx.range_free = [this](const RegionMeta& r) { return range_free(r); };
+  ctx.range_free = [this](const RegionMeta& r) { return snapshot_range_ok(r); };
+  ctx.catch_up_merge_source = [this](const CommitMergeCmd& m, ApplyBatch& ab) {
+    return catch_up_merge_source(m, ab);
+  };
   peer_seeds_ = rt_->random().fork();
 
   KVCORE_ASSIGN_OR_RETURN(auto limit, raft_engine_->get_state(kStoreRegion, kIdLimitKey));
@@ -150,6 +153,10 @@ Status StoreImpl::start() {
     }
     add_peer(std::move(peer).value());
   }
+  {
+    std::lock_guard lock(round_mu_);
+    KVCORE_RETURN_IF_ERROR(drop_covered_peers());
+  }
   refresh_status();
   raft_exec_ = rt_->make_executor(fmt::format("raft-{}", options_.store_id), 1);
   {
@@ -181,6 +188,8 @@ StoreImpl::~StoreImpl() {
   for (auto& in : left) fail_input(in, stopping);
   std::lock_guard lock(round_mu_);
   for (auto& [id, peer] : peers_) peer->fail_all(stopping);
+  for (auto& [id, w] : merge_waiters_) w.done(stopping);
+  merge_waiters_.clear();
   raft_exec_.reset();
   peers_.clear();
 }
@@ -192,6 +201,8 @@ void StoreImpl::fail_input(Input& in, const Status& s) {
     r->req.fail(s);
   } else if (auto* sp = std::get_if<SplitInput>(&in)) {
     if (sp->done) sp->done(s);
+  } else if (auto* m = std::get_if<MergeInput>(&in)) {
+    if (m->done) m->done(s);
   }
 }
 
@@ -236,6 +247,8 @@ void StoreImpl::handle(Input& in) {
     for (auto& [id, peer] : peers_) peer->tick();
     const Instant now = rt_->clock().now();
     for (auto& [id, peer] : peers_) peer->expire(now);
+    expire_merges(now);
+    check_merges();
     return;
   }
   if (auto* f = std::get_if<FrameInput>(&in)) {
@@ -326,6 +339,10 @@ void StoreImpl::handle(Input& in) {
       cmd.new_regions.push_back(std::move(r));
     }
     parent.propose_split(std::move(cmd), sp->deadline, std::move(sp->done));
+    return;
+  }
+  if (auto* m = std::get_if<MergeInput>(&in)) {
+    handle_merge(*m);
     return;
   }
   if (auto* t = std::get_if<TransferInput>(&in)) {
@@ -549,13 +566,6 @@ void StoreImpl::async_change_peers(std::uint64_t, std::vector<PeerChangeRequest>
                                    const RequestOptions&, WriteCallback done) {
   done(Status::not_supported("change_peers: not built yet"));
 }
-Status StoreImpl::merge_region(std::uint64_t, std::uint64_t, const RequestOptions&) {
-  return Status::not_supported("merge_region: not built yet");
-}
-void StoreImpl::async_merge_region(std::uint64_t, std::uint64_t, const RequestOptions&,
-                                   WriteCallback done) {
-  done(Status::not_supported("merge_region: not built yet"));
-}
 
 std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator StoreImpl::create_peer(
     std::uint64_t region, const PeerMeta& self, const PeerMeta& from) {
@@ -604,6 +614,7 @@ void StoreImpl::add_peer(std::unique_ptr<Peer> peer) {
 }
 
 bool StoreImpl::update_regions() {
+  const bool merged = finish_merges();
   std::vector<std::pair<RegionMeta, bool>> created;
   for (auto& [id, peer] : peers_) {
     for (auto& meta : peer->take_split_results())
@@ -633,7 +644,7 @@ bool StoreImpl::update_regions() {
     if (parent_leads) p->campaign();
   }
   if (!created.empty()) schedule_round();
-  return !created.empty();
+  return !created.empty() || merged;
 }
 
 Result<std::uint64_t> StoreImpl::alloc_id() {

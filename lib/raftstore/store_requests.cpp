@@ -57,7 +57,8 @@ Status StoreImpl::refuse_not_leader(const LeaseState& lease) {
 
 bool StoreImpl::lease_holds(const LeaseState& lease) const {
   std::lock_guard lock(lease.mu);
-  return lease.leader && lease.applied_current_term && rt_->clock().now() < lease.lease_until;
+  return lease.leader && lease.applied_current_term && !lease.merging &&
+         rt_->clock().now() < lease.lease_until;
 }
 
 std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::string_view key,
@@ -71,6 +72,7 @@ std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::stri
     std::lock_guard lock(lease->mu);
     *region_id = lease->region.id;
     if (!lease->leader) return Result<std::optional<std::string>>(refuse_not_leader(*lease));
+    if (lease->merging) return Result<std::optional<std::string>>(region_merging(*region_id));
     if (lease->lease_until == Instant::min() || !lease->applied_current_term) return std::nullopt;
   }
   // The read first, the clock second: the read sees the engine as of some
@@ -106,6 +108,10 @@ void StoreImpl::read(ReadRequest req, std::string_view route_key) {
     req.region_id = lease->region.id;
     if (!lease->leader) {
       req.fail(refuse_not_leader(*lease));
+      return;
+    }
+    if (lease->merging) {
+      req.fail(region_merging(req.region_id));
       return;
     }
     if (lease->lease_until != Instant::min() && lease->applied_current_term) {
@@ -167,6 +173,10 @@ void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, Wri
     std::lock_guard lock(lease->mu);
     if (!lease->leader) {
       done(refuse_not_leader(*lease));
+      return;
+    }
+    if (lease->merging) {
+      done(region_merging(lease->region.id));
       return;
     }
     req.region_id = lease->region.id;
