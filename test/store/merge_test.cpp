@@ -412,6 +412,10 @@ TEST_CASE("a source peer down during the merge ends as a tombstone after restart
     c.sim().run_for(8s);
     check_single_region(c, 1);
     CHECK(c.store(down).metric("kvcore_peers_destroyed_total") == 1);
+    // It got there by the merged region's snapshot, which found the old
+    // source peer covered, not by replaying the CommitMerge.
+    CHECK(c.store(down).metric("kvcore_snapshots_applied_total") >= 1);
+    CHECK(c.store(down).metric("kvcore_merge_catch_ups_total") == 0);
     REQUIRE(c.store(c.leader(1)).transfer_leader(1, down).is_ok());
     REQUIRE(c.sim().run_until([&] { return c.leader(1) == down; }, 5s));
     for (int i = 0; i < 100; i += 9) {
@@ -476,5 +480,70 @@ TEST_CASE("merge and restart on every engine") {
     check_single_region(c, right);
     for (int i = 0; i < 60; i += 5) CHECK(c.get_any(key(i))->value_or("") == val(i));
     REQUIRE(c.put_any(key(3), "x").is_ok());
+  }
+}
+
+TEST_CASE("a merge is refused while a split is not yet on every peer") {
+  const auto seed = kvcore::test::test_seed(980);
+  INFO(replay_hint(seed));
+  LocalCluster c(LocalClusterOptions{.seed = seed});
+  REQUIRE(c.wait_leader() != 0);
+  const auto source = split_at(c, 1, key(50));
+  const auto leader = c.leader(source);
+  std::uint64_t lagging = leader == 3 ? 2 : 3;
+  c.net().isolate(lagging);
+  // The split commits on two stores; the third has not got it.
+  REQUIRE(run_split(c, leader, source, {key(70)}).is_ok());
+  Status s = run_merge(c, leader, source, 1);
+  INFO(s.to_string());
+  CHECK(s.code() == Code::kFailedPrecondition);
+  CHECK(c.store(leader).metric(kPrepared) == 0);
+  c.net().heal();
+  c.sim().run_for(3s);
+  REQUIRE(run_merge(c, c.wait_leader(10s, source), source, 1).is_ok());
+  c.sim().run_for(2s);
+  for (auto id : c.store_ids()) {
+    INFO("store " << id);
+    CHECK(c.store(id).regions().size() == 2);
+    CHECK(region_by_id(c, id, 1)->end_key == key(70));
+  }
+}
+
+TEST_CASE("a source peer that restarts in kMerging learns the merge from its target") {
+  for (auto seed : kvcore::test::test_seeds(990, 3)) {
+    INFO(replay_hint(seed));
+    LocalCluster c(LocalClusterOptions{.seed = seed});
+    REQUIRE(c.wait_leader() != 0);
+    for (int i = 0; i < 100; ++i) REQUIRE(c.put_any(key(i), val(i)).is_ok());
+    const auto source = split_at(c, 1, key(50));
+    const auto leader = c.leader(source);
+    const std::uint64_t behind = leader == 3 ? 2 : 3;
+    if (c.leader(1) == behind) {
+      REQUIRE(c.store(behind).transfer_leader(1, leader).is_ok());
+      REQUIRE(c.sim().run_until([&] { return c.leader(1) == leader; }, 5s));
+    }
+    // `behind` applies the PrepareMerge but hears nothing of the target, so
+    // it cannot apply the CommitMerge before it goes down.
+    auto held = hold_region(c, behind, 1);
+    REQUIRE(run_merge(c, leader, source, 1).is_ok());
+    auto r = region_by_id(c, behind, source);
+    REQUIRE(r);
+    CHECK(r->merging);
+    c.crash(behind);
+    c.net().remove_filter(held);
+    REQUIRE(c.restart(behind).is_ok());
+    // It restarts with its source peer still merging.
+    r = region_by_id(c, behind, source);
+    REQUIRE(r);
+    CHECK(r->merging);
+    c.sim().run_for(3s);
+    check_single_region(c, 1);
+    // The target's log brought it the CommitMerge; its source peer already
+    // held the PrepareMerge.
+    CHECK(c.store(behind).metric(kCommitted) == 1);
+    CHECK(c.store(behind).metric("kvcore_merge_catch_ups_total") == 0);
+    REQUIRE(c.store(c.leader(1)).transfer_leader(1, behind).is_ok());
+    REQUIRE(c.sim().run_until([&] { return c.leader(1) == behind; }, 5s));
+    for (int i = 0; i < 100; i += 7) CHECK(c.get(behind, key(i))->value_or("") == val(i));
   }
 }
