@@ -285,9 +285,17 @@ class Store {
 
   // Merges region `source_region` into the adjacent `target_region` (this
   // store's peer must lead the source; both must have peers on the same
-  // stores). Done when the target has taken the source's range on this
-  // store; the source is then gone. Aborted (and the source serves again)
-  // when the target changed before the merge committed.
+  // stores, with the same roles). The source stops serving at once: from
+  // here on its reads and writes fail with Unavailable/RegionMerging (retry
+  // shortly, then route again). The store leading the target, whichever it
+  // is, then has the target take the source in. Done when the target has
+  // taken the source's range on this store; the source is then gone
+  // (RegionNotFound). Aborted (and the source serves again) when the target
+  // changed before the merge committed. Refused with InvalidArgument (not
+  // adjacent), RegionNotFound (either region unknown here), NotLeader, or
+  // FailedPrecondition: a source peer's log more than
+  // StoreOptions::merge_max_log_gap entries behind, a conf change, split or
+  // merge not yet on every source peer, or either region joint or merging.
   [[nodiscard]] virtual Status merge_region(std::uint64_t source_region,
                                             std::uint64_t target_region,
                                             const RequestOptions& opts = {}) = 0;

@@ -422,12 +422,17 @@ void StoreImpl::check_merges() {
     const RegionMeta& src = peer->region();
     int& ticks = peer->merge_retry_ticks();
     auto tit = peers_.find(ms.target.id);
-    const Peer* target =
+    Peer* target =
         tit != peers_.end() && tit->second->initialized() ? tit->second.get() : nullptr;
-    if (target != nullptr && covers(target->region(), src) &&
-        target->region().epoch.version > src.epoch.version) {
-      // Merged, and this peer was left behind (a crash, or a snapshot of the
-      // target that is waiting for the range): its data is the target's now.
+    // The target as this store last knew it: its peer, or its tombstone.
+    const RegionMeta* known = target != nullptr ? &target->region() : nullptr;
+    if (auto tb = tombstones_.find(ms.target.id); known == nullptr && tb != tombstones_.end()) {
+      known = &tb->second;
+    }
+    if (known == nullptr) continue;  // not here yet
+    if (covers(*known, src) && known->epoch.version > src.epoch.version) {
+      // Merged, and this peer was left behind (a crash between the target's
+      // CommitMerge and this peer's end): its data is the target's now.
       stale_overlaps_.push_back(id);
       continue;
     }
@@ -435,30 +440,24 @@ void StoreImpl::check_merges() {
       --ticks;
       continue;
     }
-    RegionEpoch have;
-    if (target != nullptr) {
-      have = target->region().epoch;
-    } else if (auto tb = tombstones_.find(ms.target.id); tb != tombstones_.end()) {
-      have = tb->second.epoch;  // gone from this store
-    } else {
-      continue;  // not here yet
-    }
+    const RegionEpoch& have = known->epoch;
     if (target != nullptr && have == ms.target.epoch) {
       // Whichever store leads the target proposes it there: every store of
       // the source has a peer of the target (same store set).
       if (!target->is_leader()) continue;
       auto cmd = peer->build_commit_merge();
-      Status s = cmd.is_ok() ? tit->second->propose_commit_merge(std::move(cmd).value(),
-                                                                  ms.target.epoch)
+      Status s = cmd.is_ok() ? target->propose_commit_merge(std::move(cmd).value(), ms.target.epoch)
                              : cmd.status();
       if (!s.is_ok()) {
         KVCORE_LOG_INFO("region {}: CommitMerge not proposed: {}", id, s.to_string());
       }
       ticks = kMergeRetryTicks;
-    } else if (target == nullptr || epoch_moved_on(have, ms.target.epoch)) {
-      // The target moved on (or left this store) without taking this region
-      // in: had it taken it here, this peer would be gone, and a CommitMerge
-      // still to come fails its epoch check. So it can never apply.
+    } else if (epoch_moved_on(have, ms.target.epoch)) {
+      // The target moved on without taking this region in: had it taken it
+      // on this store, this peer would be gone (or covered, above). So the
+      // first epoch change after the recorded one in the target's log was
+      // not this merge, and a CommitMerge anywhere in it fails its check.
+      // A target gone from this store counts by the epoch it ended with.
       if (!peer->is_leader()) continue;
       Status s = peer->propose_rollback_merge();
       if (!s.is_ok()) KVCORE_LOG_INFO("region {}: RollbackMerge not proposed: {}", id, s.to_string());

@@ -547,3 +547,82 @@ TEST_CASE("a source peer that restarts in kMerging learns the merge from its tar
     for (int i = 0; i < 100; i += 7) CHECK(c.get(behind, key(i))->value_or("") == val(i));
   }
 }
+
+TEST_CASE("the store leading the target proposes the CommitMerge when the source leads elsewhere") {
+  for (auto seed : kvcore::test::test_seeds(1000, 2)) {
+    INFO(replay_hint(seed));
+    LocalCluster c(LocalClusterOptions{.seed = seed});
+    REQUIRE(c.wait_leader() != 0);
+    for (int i = 0; i < 100; ++i) REQUIRE(c.put_any(key(i), val(i)).is_ok());
+    const auto target = split_at(c, 1, key(50));
+    const auto a = c.leader(1);
+    const std::uint64_t b = a == 1 ? 2 : 1;
+    if (c.leader(target) != b) {
+      REQUIRE(c.store(c.leader(target)).transfer_leader(target, b).is_ok());
+      REQUIRE(c.sim().run_until([&] { return c.leader(target) == b; }, 5s));
+    }
+    REQUIRE(c.leader(1) == a);
+    REQUIRE(run_merge(c, a, 1, target).is_ok());
+    c.sim().run_for(2s);
+    check_single_region(c, target);
+    for (int i = 0; i < 100; i += 6) CHECK(c.get_any(key(i))->value_or("") == val(i));
+  }
+}
+
+TEST_CASE("a pending merge is rolled back by the source's next leader after a crash") {
+  for (auto seed : kvcore::test::test_seeds(1010, 2)) {
+    INFO(replay_hint(seed));
+    LocalCluster c(LocalClusterOptions{.seed = seed});
+    REQUIRE(c.wait_leader() != 0);
+    for (int i = 0; i < 100; ++i) REQUIRE(c.put_any(key(i), val(i)).is_ok());
+    const auto target = split_at(c, 1, key(50));
+    const std::uint64_t source = 1;
+    const auto a = c.leader(source);
+    const std::uint64_t b = a == 1 ? 2 : 1;
+    if (c.leader(target) != b) {
+      REQUIRE(c.store(c.leader(target)).transfer_leader(target, b).is_ok());
+      REQUIRE(c.sim().run_until([&] { return c.leader(target) == b; }, 5s));
+    }
+    auto held = hold_region(c, b, source);
+    bool done = false;
+    c.store(a).async_merge_region(source, target, {}, [&](Status) { done = true; });
+    REQUIRE(c.sim().run_until(
+        [&] {
+          auto r = region_by_id(c, a, source);
+          return r && r->merging;
+        },
+        5s));
+    // The target changes everywhere but on A, which then goes down with its
+    // merge pending.
+    c.net().isolate(a);
+    REQUIRE(run_split(c, b, target, {key(80)}).is_ok());
+    c.sim().run_for(1s);
+    c.crash(a);
+    CHECK(done);  // the caller was answered (Unavailable) when A stopped
+    c.net().heal();
+    c.net().remove_filter(held);
+    // B or C leads the source next, sees the target moved on, rolls back.
+    REQUIRE(c.sim().run_until(
+        [&] {
+          for (auto id : c.store_ids()) {
+            if (!c.running(id)) continue;
+            auto r = region_by_id(c, id, source);
+            if (!r || r->merging) return false;
+          }
+          return true;
+        },
+        10s));
+    REQUIRE(c.restart(a).is_ok());
+    c.sim().run_for(3s);
+    for (auto id : c.store_ids()) {
+      INFO("store " << id);
+      auto r = region_by_id(c, id, source);
+      REQUIRE(r);
+      CHECK(!r->merging);
+      CHECK(r->version == 4);
+      CHECK(c.store(id).regions().size() == 3);
+    }
+    REQUIRE(c.put_any(key(5), "again").is_ok());
+    CHECK(c.get_any(key(5))->value_or("") == "again");
+  }
+}
