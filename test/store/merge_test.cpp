@@ -522,18 +522,33 @@ TEST_CASE("a source peer that restarts in kMerging learns the merge from its tar
       REQUIRE(c.store(behind).transfer_leader(1, leader).is_ok());
       REQUIRE(c.sim().run_until([&] { return c.leader(1) == leader; }, 5s));
     }
-    // `behind` applies the PrepareMerge but hears nothing of the target, so
-    // it cannot apply the CommitMerge before it goes down.
+    // The target hears nothing from its leader's store for a while, so the
+    // CommitMerge cannot commit before `behind` has applied the PrepareMerge
+    // and gone down.
+    const std::uint64_t third = 6 - leader - behind;
     auto held = hold_region(c, behind, 1);
-    REQUIRE(run_merge(c, leader, source, 1).is_ok());
-    auto r = region_by_id(c, behind, source);
-    REQUIRE(r);
-    CHECK(r->merging);
+    auto held3 = hold_region(c, third, 1);
+    bool done = false;
+    Status ms;
+    c.store(leader).async_merge_region(source, 1, {}, [&](Status s) {
+      ms = std::move(s);
+      done = true;
+    });
+    REQUIRE(c.sim().run_until(
+        [&] {
+          auto r = region_by_id(c, behind, source);
+          return r && r->merging;
+        },
+        5s));
+    CHECK(!done);
     c.crash(behind);
+    c.net().remove_filter(held3);
+    REQUIRE(c.sim().run_until([&] { return done; }, 10s));
+    REQUIRE(ms.is_ok());
     c.net().remove_filter(held);
     REQUIRE(c.restart(behind).is_ok());
     // It restarts with its source peer still merging.
-    r = region_by_id(c, behind, source);
+    auto r = region_by_id(c, behind, source);
     REQUIRE(r);
     CHECK(r->merging);
     c.sim().run_for(3s);
