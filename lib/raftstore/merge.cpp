@@ -105,15 +105,14 @@ Status Peer::check_prepare_merge(raft::Index* min_index) const {
         auto entries, storage_->entries(lo, hi + 1, std::numeric_limits<std::uint64_t>::max()));
     for (const auto& e : entries) {
       if (e.type == raft::EntryType::kConfChange) {
-        return Status::failed_precondition(fmt::format(
-            "region {}: a conf change at {} is pending or not yet on every peer", region_.id,
-            e.index));
+        return Status::failed_precondition(
+            fmt::format("region {}: a conf change at {} is pending or not yet on every peer",
+                        region_.id, e.index));
       }
       if (e.data.empty()) continue;
       auto cmd = decode_cmd(e.data);
       if (!cmd.is_ok()) continue;
-      const bool compact_past =
-          cmd->compact_log && cmd->compact_log->compact_index > min_match;
+      const bool compact_past = cmd->compact_log && cmd->compact_log->compact_index > min_match;
       if (cmd->batch_split || cmd->change_peer || cmd->prepare_merge || cmd->commit_merge ||
           cmd->rollback_merge || compact_past) {
         return Status::failed_precondition(fmt::format(
@@ -233,20 +232,20 @@ Status Peer::catch_up_merge(const CommitMergeCmd& merge, ApplyBatch& ab) {
   }
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].index != next + i) {
-      return Status::internal(fmt::format(
-          "region {}: no entry {} to catch up to the PrepareMerge at {}", region_.id, next + i,
-          merge.commit));
+      return Status::internal(
+          fmt::format("region {}: no entry {} to catch up to the PrepareMerge at {}", region_.id,
+                      next + i, merge.commit));
     }
   }
   if (entries.empty() || entries.back().index != merge.commit) {
-    return Status::internal(fmt::format("region {}: cannot reach the PrepareMerge at {}",
-                                        region_.id, merge.commit));
+    return Status::internal(
+        fmt::format("region {}: cannot reach the PrepareMerge at {}", region_.id, merge.commit));
   }
   KVCORE_RETURN_IF_ERROR(apply_entries(entries, ab));
   if (!holds_prepare()) {
-    return Status::internal(fmt::format(
-        "region {}: the entry at {} is not the PrepareMerge its target commits", region_.id,
-        merge.commit));
+    return Status::internal(
+        fmt::format("region {}: the entry at {} is not the PrepareMerge its target commits",
+                    region_.id, merge.commit));
   }
   ctx_.metrics->merge_catch_ups.inc();
   KVCORE_LOG_INFO("region {}: caught up {} entries to its PrepareMerge at {} for the merge",
@@ -278,10 +277,10 @@ Status Peer::apply_merge(const RaftCmd& cmd, raft::Index index, ApplyBatch& ab, 
     return Status::ok();
   }
   if (cmd.rollback_merge) {
-    if (!apply_state_.merge_state || apply_state_.merge_state->commit != cmd.rollback_merge->commit) {
-      *result = Status::failed_precondition(
-          fmt::format("region {}: no PrepareMerge at {} to roll back", region_.id,
-                      cmd.rollback_merge->commit));
+    if (!apply_state_.merge_state ||
+        apply_state_.merge_state->commit != cmd.rollback_merge->commit) {
+      *result = Status::failed_precondition(fmt::format(
+          "region {}: no PrepareMerge at {} to roll back", region_.id, cmd.rollback_merge->commit));
       return Status::ok();
     }
     ++region_.epoch.version;
@@ -422,8 +421,7 @@ void StoreImpl::check_merges() {
     const RegionMeta& src = peer->region();
     int& ticks = peer->merge_retry_ticks();
     auto tit = peers_.find(ms.target.id);
-    Peer* target =
-        tit != peers_.end() && tit->second->initialized() ? tit->second.get() : nullptr;
+    Peer* target = tit != peers_.end() && tit->second->initialized() ? tit->second.get() : nullptr;
     // The target as this store last knew it: its peer, or its tombstone.
     const RegionMeta* known = target != nullptr ? &target->region() : nullptr;
     if (auto tb = tombstones_.find(ms.target.id); known == nullptr && tb != tombstones_.end()) {
@@ -460,7 +458,8 @@ void StoreImpl::check_merges() {
       // A target gone from this store counts by the epoch it ended with.
       if (!peer->is_leader()) continue;
       Status s = peer->propose_rollback_merge();
-      if (!s.is_ok()) KVCORE_LOG_INFO("region {}: RollbackMerge not proposed: {}", id, s.to_string());
+      if (!s.is_ok())
+        KVCORE_LOG_INFO("region {}: RollbackMerge not proposed: {}", id, s.to_string());
       ticks = kMergeRetryTicks;
     }
     // Otherwise the target here lags behind what the source saw: wait.
