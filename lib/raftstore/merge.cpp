@@ -458,8 +458,9 @@ void StoreImpl::check_merges() {
       // A target gone from this store counts by the epoch it ended with.
       if (!peer->is_leader()) continue;
       Status s = peer->propose_rollback_merge();
-      if (!s.is_ok())
+      if (!s.is_ok()) {
         KVCORE_LOG_INFO("region {}: RollbackMerge not proposed: {}", id, s.to_string());
+      }
       ticks = kMergeRetryTicks;
     }
     // Otherwise the target here lags behind what the source saw: wait.
