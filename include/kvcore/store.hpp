@@ -116,6 +116,36 @@ struct StoreOptions {
   // leader's log to within this many entries: the CommitMerge command
   // carries those entries to a lagging peer, so the gap bounds its size.
   std::uint64_t merge_max_log_gap = 128;
+
+  // Rounds (see docs/store.md, "Rounds and thread pools"). A round takes the
+  // regions with work, steps them on raft_pollers threads, writes all their
+  // raft log appends in one write with one sync, then applies their
+  // committed entries on apply_pollers threads (one kv write per thread).
+  // Threads that step regions, the round's own thread included; 1 steps
+  // every region on the round's thread. A simulation always uses one.
+  std::size_t raft_pollers = 2;
+  // Threads that apply committed entries, the round's own thread included.
+  std::size_t apply_pollers = 2;
+  // A round steps at most this many queued messages and requests of one
+  // region; the rest wait for the next round, so a hot region cannot
+  // starve the others.
+  std::size_t max_messages_per_region_round = 256;
+  // A round takes at most this many regions with work; the others are first
+  // in line for the next round.
+  std::size_t max_regions_per_round = 4096;
+  // An apply thread takes no new region once it has applied for this long in
+  // a round; the regions left over are applied first in the next round.
+  // Zero: one region per apply thread per round.
+  std::chrono::microseconds apply_round_budget{5'000};
+
+  // Hibernation: a region with no traffic for hibernate_idle_ticks, whose
+  // followers are all up to date, stops ticking and heartbeating on every
+  // store (its leader says so in a last heartbeat). It wakes on the next
+  // request or message, and followers wake when the leader's store falls
+  // silent for an election timeout (every store sends each other store at
+  // least one frame per tick). So a store holds many idle regions cheaply.
+  bool hibernate_regions = true;
+  int hibernate_idle_ticks = 20;
 };
 
 // Options of one request.

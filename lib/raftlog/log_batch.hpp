@@ -42,6 +42,18 @@ class LogBatch {
   // Drops everything `region` holds: entries, hard state, state records.
   void clean_region(std::uint64_t region);
 
+  // Appends every operation of `other` after this batch's own (the batch
+  // encoding is a plain sequence of operations); `other` is left empty.
+  void append_batch(LogBatch&& other) {
+    if (payload_.empty()) {
+      payload_.swap(other.payload_);
+    } else {
+      payload_ += other.payload_;
+    }
+    ops_ += other.ops_;
+    other.clear();
+  }
+
   [[nodiscard]] bool empty() const noexcept { return ops_ == 0; }
   // Bytes of the encoded batch (what the write adds to the log).
   [[nodiscard]] std::size_t byte_size() const noexcept { return payload_.size(); }

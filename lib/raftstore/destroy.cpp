@@ -64,7 +64,7 @@ Status StoreImpl::destroy_peer(std::uint64_t region_id, bool clear_data) {
     status_.erase(region_id);
   }
   tombstones_[region_id] = peer.region();
-  peers_.erase(it);
+  erase_peer(it);
   return Status::ok();
 }
 

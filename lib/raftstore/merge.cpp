@@ -61,6 +61,14 @@ bool Peer::merging() const noexcept {
          prepare_merge_proposed_ > apply_state_.applied_index;
 }
 
+bool Peer::commit_merge_pending() const {
+  if (!pending_ready_) return false;
+  return std::any_of(pending_ready_->committed_entries.begin(),
+                     pending_ready_->committed_entries.end(), [](const raft::Entry& e) {
+                       return e.type == raft::EntryType::kNormal && is_commit_merge_cmd(e.data);
+                     });
+}
+
 Status Peer::check_prepare_merge(raft::Index* min_index) const {
   if (!is_leader()) return not_leader();
   if (merging()) return region_merging(region_.id);
@@ -125,6 +133,8 @@ Status Peer::check_prepare_merge(raft::Index* min_index) const {
 }
 
 void Peer::propose_prepare_merge(const RegionMeta& target, Instant deadline, WriteCallback done) {
+  wake();
+  schedule();
   raft::Index min_index = 0;
   Status s = check_prepare_merge(&min_index);
   if (!s.is_ok()) {
@@ -172,6 +182,8 @@ Result<CommitMergeCmd> Peer::build_commit_merge() const {
 }
 
 Status Peer::propose_commit_merge(CommitMergeCmd merge, const RegionEpoch& expected) {
+  wake();
+  schedule();
   if (!is_leader()) return not_leader();
   if (merging()) return region_merging(region_.id);
   RaftCmd cmd;
@@ -187,6 +199,8 @@ Status Peer::propose_commit_merge(CommitMergeCmd merge, const RegionEpoch& expec
 }
 
 Status Peer::propose_rollback_merge() {
+  wake();
+  schedule();
   if (!is_leader()) return not_leader();
   if (!apply_state_.merge_state) {
     return Status::failed_precondition(fmt::format("region {} is not merging", region_.id));
@@ -467,11 +481,12 @@ void StoreImpl::check_merges() {
   }
 }
 
-bool StoreImpl::finish_merges() {
+bool StoreImpl::finish_merges(const std::vector<Peer*>& worked) {
   std::vector<std::uint64_t> merged;
-  for (auto& [id, peer] : peers_) {
+  for (Peer* peer : worked) {
     for (auto src : peer->take_merged_sources()) merged.push_back(src);
     if (peer->take_rolled_back()) {
+      const std::uint64_t id = peer->region_id();
       complete_merge(id, Status::aborted(fmt::format(
                              "merge of region {} rolled back: its target changed", id)));
     }

@@ -150,12 +150,31 @@ Result<std::unique_ptr<Peer>> Peer::create_uninitialized(const PeerContext& ctx,
 
 void Peer::step(RaftEnvelope env) {
   ctx_.metrics->messages_received.inc();
+  const raft::MessageType type = env.message.type;
+  const raft::NodeId from = env.message.from;
+  const raft::Index commit = env.message.commit;
+  const bool heartbeat =
+      type == raft::MessageType::kHeartbeat || type == raft::MessageType::kHeartbeatResponse;
+  if (!env.hibernate && !(type == raft::MessageType::kHeartbeatResponse && is_leader())) {
+    if (hibernating_) wake();
+  }
+  if (!heartbeat) active_since_tick_ = true;
   Status s = raw_->step(std::move(env.message));
   if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: step: {}", region_.id, s.to_string());
+  // The leader's word that the region sleeps: follow it when up to date.
+  if (env.hibernate && ctx_.options->hibernate_regions && !hibernating_ && !is_leader() &&
+      raw_->leader_id() == from && raw_->committed() >= commit &&
+      apply_state_.applied_index == raw_->committed() && mail_.empty()) {
+    hibernating_ = true;
+    idle_ticks_ = 0;
+    ctx_.metrics->region_hibernations.inc();
+  }
 }
 
 void Peer::add_chunk(SnapshotChunk chunk) {
   ctx_.metrics->snapshot_chunks_received.inc();
+  wake();
+  schedule();
   const auto& meta = chunk.message.snapshot->metadata;
   Assembly& a = assemblies_[chunk.from_peer.id];
   const bool same = a.msg_term == chunk.message.term && a.snap_index == meta.index &&
@@ -200,6 +219,7 @@ void Peer::step_snapshot(SnapshotChunk header, std::string data) {
 
 void Peer::tick() {
   raw_->tick();
+  check_hibernation();
   if (++ticks_since_gc_ >= ctx_.options->raft_log_gc_ticks) {
     ticks_since_gc_ = 0;
     maybe_compact_log();
@@ -219,6 +239,7 @@ const PeerMeta* Peer::peer_meta(std::uint64_t peer_id) const {
 }
 
 void Peer::propose(WriteRequest req) {
+  active_since_tick_ = true;
   if (!is_leader()) {
     ctx_.metrics->not_leader.inc();
     req.done(not_leader());
@@ -249,6 +270,8 @@ void Peer::propose(WriteRequest req) {
 }
 
 void Peer::propose_split(BatchSplitCmd split, Instant deadline, WriteCallback done) {
+  wake();
+  schedule();
   if (!is_leader()) {
     ctx_.metrics->not_leader.inc();
     done(not_leader());
@@ -273,11 +296,14 @@ void Peer::propose_split(BatchSplitCmd split, Instant deadline, WriteCallback do
 }
 
 void Peer::campaign() {
+  wake();
+  schedule();
   Status s = raw_->campaign();
   if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: campaign: {}", region_.id, s.to_string());
 }
 
 void Peer::read(ReadRequest req) {
+  active_since_tick_ = true;
   if (!is_leader()) {
     ctx_.metrics->not_leader.inc();
     req.fail(not_leader());
@@ -291,6 +317,8 @@ void Peer::read(ReadRequest req) {
 }
 
 Status Peer::transfer_leader(std::uint64_t to_store) {
+  wake();
+  schedule();
   if (!is_leader()) return not_leader();
   const PeerMeta* target = region_.peer_on_store(to_store);
   if (target == nullptr || target->learner) {
@@ -307,7 +335,10 @@ Status Peer::transfer_leader(std::uint64_t to_store) {
 
 void Peer::report_unreachable(std::uint64_t store_id) {
   for (const auto& p : region_.peers) {
-    if (p.store_id == store_id && p.id != self_peer_) raw_->report_unreachable(p.id);
+    if (p.store_id == store_id && p.id != self_peer_) {
+      raw_->report_unreachable(p.id);
+      schedule();
+    }
   }
 }
 
@@ -374,7 +405,9 @@ void Peer::fail_all(const Status& s) {
 
 // --- the round ------------------------------------------------------------------
 
-bool Peer::has_ready() const { return !unbatched_reads_.empty() || raw_->has_ready(); }
+bool Peer::has_ready() const {
+  return !pending_ready_ && (!unbatched_reads_.empty() || raw_->has_ready());
+}
 
 Status Peer::begin_ready(Instant round_start, raftlog::LogBatch& batch, Outbox& out, bool* sync) {
   if (!unbatched_reads_.empty()) {
@@ -416,6 +449,12 @@ Status Peer::begin_ready(Instant round_start, raftlog::LogBatch& batch, Outbox& 
     }
   }
   if (rd.must_sync) *sync = true;
+  if (going_to_sleep_ && sleep_heartbeat_sent_) {
+    going_to_sleep_ = false;
+    sleep_heartbeat_sent_ = false;
+    hibernating_ = true;
+    ctx_.metrics->region_hibernations.inc();
+  }
   return Status::ok();
 }
 
@@ -465,7 +504,10 @@ void Peer::send(const raft::Message& m, Outbox& out) {
     return;
   }
   ctx_.metrics->messages_sent.inc();
-  out.messages[to->store_id].push_back(RaftEnvelope{region_.id, *from, *to, region_.epoch, m});
+  const bool sleep_word = going_to_sleep_ && m.type == raft::MessageType::kHeartbeat;
+  if (sleep_word) sleep_heartbeat_sent_ = true;
+  out.messages[to->store_id].push_back(
+      RaftEnvelope{region_.id, *from, *to, region_.epoch, m, sleep_word});
 }
 
 void Peer::send_snapshot(const raft::Message& m, Outbox& out) {

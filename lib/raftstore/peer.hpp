@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "kvcore/engine/engine.hpp"
@@ -44,6 +45,8 @@ struct Outbox {
   std::map<std::uint64_t, std::vector<RaftEnvelope>> messages;
   std::vector<std::pair<std::uint64_t, SnapshotChunk>> chunks;
 };
+
+class Peer;
 
 // One kv write batch shared by the regions an apply worker finishes in a
 // round: Peer::finish_ready() adds to it, the worker writes it once, and
@@ -69,6 +72,9 @@ struct PeerContext {
   // command's entries), staging into the same kv batch. An error means the
   // source cannot be brought there (merge.cpp).
   std::function<Status(const CommitMergeCmd& merge, ApplyBatch& ab)> catch_up_merge_source;
+  // Puts the peer in line for the round (it has mail or new work). Called
+  // only from the serial part of a round: see Peer::schedule().
+  std::function<void(Peer& peer)> schedule;
 };
 
 class Peer {
@@ -91,6 +97,32 @@ class Peer {
   [[nodiscard]] bool initialized() const noexcept { return initialized_; }
   // True once after the region's range changed by a snapshot (re-route).
   [[nodiscard]] bool take_range_changed() { return std::exchange(range_changed_, false); }
+
+  // --- mailbox: filled in the serial part of a round (each call puts the
+  // peer in line), drained by drain_mailbox() on a raft poller thread.
+  void enqueue_message(RaftEnvelope env);
+  void enqueue_write(WriteRequest req);
+  void enqueue_read(ReadRequest req);
+  void enqueue_tick();
+  // Steps up to `max` queued messages and requests (and the queued ticks);
+  // true when some are left for the next round.
+  [[nodiscard]] bool drain_mailbox(std::size_t max);
+  [[nodiscard]] bool has_mail() const noexcept {
+    return !mail_.empty() || ticks_due_ > 0;
+  }
+  // Puts the peer in line for the round (see PeerContext::schedule). Every
+  // input method below that may be called outside a poller does it.
+  void schedule();
+  // The store's bookkeeping of its run queue (serial part of rounds only).
+  [[nodiscard]] bool scheduled() const noexcept { return scheduled_; }
+  void set_scheduled(bool s) noexcept { scheduled_ = s; }
+
+  // --- hibernation ------------------------------------------------------------
+  [[nodiscard]] bool hibernating() const noexcept { return hibernating_; }
+  // Resumes ticking (a request, a message, or the leader's store fell silent).
+  void wake();
+  // The store of the leader this peer follows; 0 when unknown.
+  [[nodiscard]] std::uint64_t leader_store() const;
 
   // --- inputs ---------------------------------------------------------------
   void step(RaftEnvelope env);
@@ -126,6 +158,10 @@ class Peer {
   [[nodiscard]] Status catch_up_merge(const CommitMergeCmd& merge, ApplyBatch& ab);
   // PrepareMerge proposed and not yet resolved, or applied (kMerging).
   [[nodiscard]] bool merging() const noexcept;
+  // The Ready begun and not yet finished commits a CommitMerge: applying it
+  // touches the source peer on this store too, so the round applies it on
+  // one thread with every other region (the one ordering between regions).
+  [[nodiscard]] bool commit_merge_pending() const;
   [[nodiscard]] const std::optional<MergeState>& merge_state() const noexcept {
     return apply_state_.merge_state;
   }
@@ -153,7 +189,10 @@ class Peer {
   [[nodiscard]] Status destroy(bool clear_data);
 
   // --- the round --------------------------------------------------------------
+  // False while a Ready is begun and not finished (finish_ready() was
+  // deferred by the apply budget).
   [[nodiscard]] bool has_ready() const;
+  [[nodiscard]] bool finish_pending() const noexcept { return pending_ready_.has_value(); }
   // REQUIRES: has_ready(). Sets *sync when the batch must be synced.
   [[nodiscard]] Status begin_ready(Instant round_start, raftlog::LogBatch& batch, Outbox& out,
                                    bool* sync);
@@ -240,6 +279,9 @@ class Peer {
   // `result` (its latency observed at `now`), older ones as superseded.
   void complete_proposals(raft::Index index, raft::Term term, const Status& result, Instant now);
   void serve_waiting_reads();
+  // On a tick: counts idle ticks and decides whether the leader sleeps.
+  void check_hibernation();
+  [[nodiscard]] bool idle_leader() const;
   void renew_lease(Instant base);
   void publish_lease();
   void maybe_compact_log();
@@ -284,6 +326,18 @@ class Peer {
   bool rolled_back_ = false;
   int merge_retry_ticks_ = 0;
   Staged staged_;
+
+  // The mailbox: queued inputs, in arrival order.
+  using Mail = std::variant<RaftEnvelope, WriteRequest, ReadRequest>;
+  std::deque<Mail> mail_;
+  int ticks_due_ = 0;
+  bool scheduled_ = false;
+  // Hibernation.
+  bool hibernating_ = false;
+  bool going_to_sleep_ = false;  // the next heartbeats say so, then sleep
+  bool sleep_heartbeat_sent_ = false;
+  int idle_ticks_ = 0;
+  bool active_since_tick_ = false;  // a proposal, read or non-heartbeat message
 };
 
 }  // namespace kvcore::raftstore

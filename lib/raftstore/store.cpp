@@ -13,6 +13,7 @@
 #include "kvcore/engine/registry.hpp"
 #include "raftstore/codec.hpp"
 #include "raftstore/keys.hpp"
+#include "raftstore/lanes.hpp"
 #include "raftstore/region_init.hpp"
 #include "runtime/real_runtime.hpp"
 #include "util/coding.hpp"
@@ -43,6 +44,15 @@ Result<StoreOptions> resolve_options(const StoreOptions& in) {
   }
   if (o.raft_log_gc_ticks <= 0 || o.raft_log_gc_count_limit == 0) {
     return Status::invalid_argument("StoreOptions: raft log gc settings must be positive");
+  }
+  if (o.raft_pollers == 0 || o.apply_pollers == 0 || o.max_messages_per_region_round == 0 ||
+      o.max_regions_per_round == 0) {
+    return Status::invalid_argument(
+        "StoreOptions: pollers and per-round limits must be positive");
+  }
+  if (o.apply_round_budget.count() < 0 || o.hibernate_idle_ticks <= 0) {
+    return Status::invalid_argument(
+        "StoreOptions: apply_round_budget and hibernate_idle_ticks must not be negative");
   }
   if (o.snapshot_chunk_bytes == 0 || o.snapshot_chunk_bytes + 4096 > o.max_frame_bytes) {
     return Status::invalid_argument(
@@ -109,6 +119,7 @@ Status StoreImpl::start() {
   ctx.catch_up_merge_source = [this](const CommitMergeCmd& m, ApplyBatch& ab) {
     return catch_up_merge_source(m, ab);
   };
+  ctx.schedule = [this](Peer& p) { schedule_peer(p); };
   peer_seeds_ = rt_->random().fork();
 
   KVCORE_ASSIGN_OR_RETURN(auto limit, raft_engine_->get_state(kStoreRegion, kIdLimitKey));
@@ -158,6 +169,19 @@ Status StoreImpl::start() {
     KVCORE_RETURN_IF_ERROR(drop_covered_peers());
   }
   refresh_status();
+  opened_at_ = rt_->clock().now();
+  // Pools only on real threads: a simulation steps everything on its one
+  // thread, in a deterministic order.
+  if (dynamic_cast<runtime::RealRuntime*>(rt_) != nullptr) {
+    if (options_.raft_pollers > 1) {
+      raft_pool_ = rt_->make_executor(fmt::format("raftpoll-{}", options_.store_id),
+                                      options_.raft_pollers - 1);
+    }
+    if (options_.apply_pollers > 1) {
+      apply_pool_ = rt_->make_executor(fmt::format("apply-{}", options_.store_id),
+                                       options_.apply_pollers - 1);
+    }
+  }
   raft_exec_ = rt_->make_executor(fmt::format("raft-{}", options_.store_id), 1);
   {
     std::lock_guard lock(anchor_->mu);
@@ -244,10 +268,8 @@ void StoreImpl::schedule_tick() {
 
 void StoreImpl::handle(Input& in) {
   if (std::holds_alternative<TickInput>(in)) {
-    for (auto& [id, peer] : peers_) peer->tick();
-    const Instant now = rt_->clock().now();
-    for (auto& [id, peer] : peers_) peer->expire(now);
-    expire_merges(now);
+    on_tick();
+    expire_merges(rt_->clock().now());
     check_merges();
     return;
   }
@@ -272,7 +294,7 @@ void StoreImpl::handle(Input& in) {
         metrics_.messages_stale_peer.inc();
         continue;
       }
-      peer.step(std::move(env));
+      peer.enqueue_message(std::move(env));
     }
     for (auto& chunk : f->frame.chunks) {
       if (is_tombstoned(chunk.region_id, chunk.epoch)) {
@@ -295,7 +317,7 @@ void StoreImpl::handle(Input& in) {
       w->req.done(region_not_found(w->req.region_id));
       return;
     }
-    it->second->propose(std::move(w->req));
+    it->second->enqueue_write(std::move(w->req));
     return;
   }
   if (auto* r = std::get_if<ReadInput>(&in)) {
@@ -304,7 +326,7 @@ void StoreImpl::handle(Input& in) {
       r->req.fail(region_not_found(r->req.region_id));
       return;
     }
-    it->second->read(std::move(r->req));
+    it->second->enqueue_read(std::move(r->req));
     return;
   }
   if (auto* u = std::get_if<UnreachableInput>(&in)) {
@@ -374,10 +396,16 @@ void StoreImpl::run_round_locked() {
     return;
   }
   const Instant start = rt_->clock().now();
-  bool ticked = false;
-  for (auto& in : inputs) {
-    ticked = ticked || std::holds_alternative<TickInput>(in);
-    handle(in);
+  for (auto& in : inputs) handle(in);
+
+  // The regions of this round: the first in line, at most
+  // max_regions_per_round; the rest keep their place for the next round.
+  std::vector<Peer*> work;
+  {
+    const std::size_t take = std::min(run_queue_.size(), options_.max_regions_per_round);
+    work.assign(run_queue_.begin(), run_queue_.begin() + static_cast<std::ptrdiff_t>(take));
+    run_queue_.erase(run_queue_.begin(), run_queue_.begin() + static_cast<std::ptrdiff_t>(take));
+    for (Peer* p : work) p->set_scheduled(false);
   }
 
   // Persist and apply until quiet, a few times at most, so new inputs are
@@ -385,57 +413,160 @@ void StoreImpl::run_round_locked() {
   std::uint64_t fsyncs = 0;
   std::vector<Peer*> touched;  // whose status may have changed
   for (int pass = 0; pass < 4; ++pass) {
-    raftlog::LogBatch batch;
-    Outbox out;
-    bool sync = false;
     std::vector<Peer*> readied;
-    for (auto& [id, peer] : peers_) {
-      if (!peer->has_ready()) continue;
-      Status s = peer->begin_ready(start, batch, out, &sync);
-      if (!s.is_ok()) {
-        stop_on_error(s.with_context(fmt::format("region {}", id)));
-        return;
-      }
-      readied.push_back(peer.get());
-    }
+    if (!run_pass(work, pass == 0, start, &readied, &fsyncs)) return;
+    if (pass == 0) touched = work;
     if (readied.empty()) break;
-    touched.insert(touched.end(), readied.begin(), readied.end());
-    if (batch.empty()) {
-      // Nothing to persist (typically the pass that commits): apply and
-      // answer the proposers first, then send the commit index along.
-      if (!finish_all(readied, out)) return;
-      send_outbox(out);
-      continue;
-    }
-    // The leader's appends leave before its own fsync, so followers persist
-    // in parallel with it.
-    send_outbox(out);
-    const std::uint64_t before = raft_engine_->fsyncs();
-    Status s = raft_engine_->write(batch, sync && options_.sync_log);
-    if (!s.is_ok()) {
-      stop_on_error(s.with_context("raft log write"));
-      return;
-    }
-    fsyncs += raft_engine_->fsyncs() - before;
-    metrics_.raftlog_writes.inc();
-    metrics_.regions_per_raftlog_write.observe(static_cast<double>(readied.size()));
-    if (!finish_all(readied, out)) return;
-    send_outbox(out);
+    work = std::move(readied);
   }
   metrics_.fsyncs_per_round.observe(static_cast<double>(fsyncs));
-  // Only the peers that handled a ready changed, except that time moves
-  // leases: a tick round (and a change in the set of regions) renews all.
-  if (update_regions() || ticked) {
+  // Peers with work left (mail beyond the per-round bound, a new Ready)
+  // go back in line.
+  for (Peer* p : work) {
+    if (p->has_mail() || p->has_ready()) schedule_peer(*p);
+  }
+  for (Peer* p : touched) {
+    if (p->has_mail() || p->has_ready()) schedule_peer(*p);
+  }
+  if (update_regions()) {
     refresh_status();
   } else {
     refresh_status(touched);
   }
+  if (!run_queue_.empty() || !unfinished_.empty()) schedule_round();
+}
+
+bool StoreImpl::run_pass(std::vector<Peer*>& work, bool first, Instant start,
+                         std::vector<Peer*>* readied, std::uint64_t* fsyncs) {
+  struct Lane {
+    raftlog::LogBatch batch;
+    Outbox out;
+    bool sync = false;
+    std::vector<Peer*> readied;
+    Status error;
+  };
+  const std::size_t n = lanes_for(raft_pool_.get(), work.size(), 16);
+  if (n > 1) metrics_.parallel_passes.inc();
+  std::vector<Lane> lanes(n);
+  const std::size_t max_mail = options_.max_messages_per_region_round;
+  auto step = [&](std::size_t lane_index, Peer* p) {
+    Lane& lane = lanes[lane_index];
+    if (!lane.error.is_ok()) return;
+    if (first) (void)p->drain_mailbox(max_mail);
+    if (!p->has_ready()) return;
+    Status s = p->begin_ready(start, lane.batch, lane.out, &lane.sync);
+    if (!s.is_ok()) {
+      lane.error = s.with_context(fmt::format("region {}", p->region_id()));
+      return;
+    }
+    lane.readied.push_back(p);
+  };
+  run_lanes(raft_pool_.get(), n, work, step);
+  round_peers_.insert(round_peers_.end(), work.begin(), work.end());
+
+  raftlog::LogBatch batch;
+  Outbox out;
+  bool sync = false;
+  for (Lane& lane : lanes) {
+    if (!lane.error.is_ok()) {
+      stop_on_error(lane.error);
+      return false;
+    }
+    batch.append_batch(std::move(lane.batch));
+    for (auto& [to, msgs] : lane.out.messages) {
+      auto& dst = out.messages[to];
+      dst.insert(dst.end(), std::make_move_iterator(msgs.begin()),
+                 std::make_move_iterator(msgs.end()));
+    }
+    for (auto& c : lane.out.chunks) out.chunks.push_back(std::move(c));
+    sync = sync || lane.sync;
+    readied->insert(readied->end(), lane.readied.begin(), lane.readied.end());
+  }
+  // Those the apply budget left over last time are finished first.
+  std::vector<Peer*> finish;
+  finish.swap(unfinished_);
+  round_peers_.insert(round_peers_.end(), finish.begin(), finish.end());
+  finish.insert(finish.end(), readied->begin(), readied->end());
+  if (finish.empty()) return true;
+  if (batch.empty()) {
+    // Nothing to persist (typically the pass that commits): apply and
+    // answer the proposers first, then send the commit index along.
+    if (!finish_all(finish, out)) return false;
+    send_outbox(out);
+    return true;
+  }
+  // The leader's appends leave before its own fsync, so followers persist
+  // in parallel with it.
+  send_outbox(out);
+  const std::uint64_t before = raft_engine_->fsyncs();
+  Status s = raft_engine_->write(batch, sync && options_.sync_log);
+  if (!s.is_ok()) {
+    stop_on_error(s.with_context("raft log write"));
+    return false;
+  }
+  *fsyncs += raft_engine_->fsyncs() - before;
+  metrics_.raftlog_writes.inc();
+  metrics_.regions_per_raftlog_write.observe(static_cast<double>(readied->size()));
+  if (!finish_all(finish, out)) return false;
+  send_outbox(out);
+  return true;
+}
+
+void StoreImpl::schedule_peer(Peer& peer) {
+  if (peer.scheduled()) return;
+  peer.set_scheduled(true);
+  run_queue_.push_back(&peer);
+}
+
+void StoreImpl::erase_peer(std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator it) {
+  Peer* p = it->second.get();
+  std::erase(run_queue_, p);
+  std::erase(unfinished_, p);
+  std::erase(round_peers_, p);
+  peers_.erase(it);
+}
+
+void StoreImpl::on_tick() {
+  const Instant now = rt_->clock().now();
   for (auto& [id, peer] : peers_) {
-    if (peer->has_ready()) {
-      schedule_round();
-      break;
+    if (peer->hibernating()) continue;
+    peer->enqueue_tick();
+    peer->expire(now);
+  }
+  std::vector<std::uint64_t> stores;
+  {
+    std::shared_lock lock(routes_mu_);
+    stores.assign(known_stores_.begin(), known_stores_.end());
+  }
+  // Followers asleep cannot notice their leader is gone: wake those whose
+  // leader's store has been silent for an election timeout.
+  const auto silence = options_.tick_interval * options_.election_ticks;
+  std::set<std::uint64_t> silent;
+  {
+    std::lock_guard lock(heard_mu_);
+    for (std::uint64_t s : stores) {
+      auto it = last_heard_.find(s);
+      const Instant heard = it == last_heard_.end() ? opened_at_ : std::max(opened_at_, it->second);
+      if (now - heard > silence) silent.insert(s);
     }
   }
+  if (!silent.empty()) {
+    for (auto& [id, peer] : peers_) {
+      if (peer->hibernating() && !peer->is_leader() && silent.count(peer->leader_store()) > 0) {
+        peer->wake();
+        peer->enqueue_tick();
+      }
+    }
+  }
+  // A frame to every store each tick, so sleeping followers there can tell
+  // this store is alive.
+  for (std::uint64_t s : stores) {
+    if (sent_since_tick_.count(s) > 0) continue;
+    Frame f;
+    send_frame(s, f);
+    metrics_.store_heartbeats.inc();
+  }
+  sent_since_tick_.clear();
 }
 
 void StoreImpl::schedule_round() {
@@ -453,29 +584,69 @@ void StoreImpl::stop_on_error(const Status& s) {
   for (auto& [id, peer] : peers_) peer->fail_all(s);
 }
 
-bool StoreImpl::finish_all(const std::vector<Peer*>& readied, Outbox& out) {
-  // Every region's committed entries go into one kv write; proposers and
-  // reads are completed once it is written.
-  ApplyBatch ab{kv_->new_write_batch(), false};
-  Status ws;
-  for (Peer* p : readied) {
-    ws = p->finish_ready(out, ab);
-    if (!ws.is_ok()) {
-      ws = ws.with_context(fmt::format("region {}", p->region_id()));
-      break;
+bool StoreImpl::finish_all(std::vector<Peer*>& readied, Outbox& out) {
+  // Each lane stages the committed entries of its regions into one kv
+  // write batch, writes it once, then completes their proposers and reads.
+  struct Lane {
+    Outbox out;
+    std::vector<Peer*> deferred;
+    Status error;
+  };
+  // A CommitMerge applies its source peer's entries too (merge.cpp): the
+  // whole pass stays on one lane, so the two regions share one kv batch.
+  const bool merge = std::any_of(readied.begin(), readied.end(),
+                                 [](const Peer* p) { return p->commit_merge_pending(); });
+  const std::size_t n = merge ? 1 : lanes_for(apply_pool_.get(), readied.size(), 16);
+  if (n > 1) metrics_.parallel_passes.inc();
+  std::vector<Lane> lanes(n);
+  const auto budget = std::chrono::duration_cast<runtime::Duration>(options_.apply_round_budget);
+  auto apply = [&](std::size_t lane_index, std::span<Peer*> share) {
+    Lane& lane = lanes[lane_index];
+    ApplyBatch ab{kv_->new_write_batch(), false};
+    const Instant began = rt_->clock().now();
+    std::size_t staged = 0;
+    Status ws;
+    for (; staged < share.size(); ++staged) {
+      // At least one region per lane, then as many as the budget allows;
+      // the rest are finished first in the next pass.
+      if (staged > 0 && rt_->clock().now() - began >= budget) break;
+      Peer* p = share[staged];
+      ws = p->finish_ready(lane.out, ab);
+      if (!ws.is_ok()) {
+        ws = ws.with_context(fmt::format("region {}", p->region_id()));
+        ++staged;  // its post_apply completes what it staged
+        break;
+      }
     }
-  }
-  if (ws.is_ok() && !ab.batch->empty()) {
-    WriteOptions wo;
-    wo.sync = ab.sync;
-    ws = kv_->write(*ab.batch, wo).with_context("apply write");
-  }
-  Status first_error = ws;
-  for (Peer* p : readied) {
-    Status s = p->post_apply(ws);
-    if (first_error.is_ok() && !s.is_ok()) {
-      first_error = s.with_context(fmt::format("region {}", p->region_id()));
+    if (ws.is_ok()) {
+      lane.deferred.assign(share.begin() + static_cast<std::ptrdiff_t>(staged), share.end());
     }
+    if (ws.is_ok() && !ab.batch->empty()) {
+      WriteOptions wo;
+      wo.sync = ab.sync;
+      ws = kv_->write(*ab.batch, wo).with_context("apply write");
+    }
+    lane.error = ws;
+    for (std::size_t i = 0; i < staged; ++i) {
+      Status s = share[i]->post_apply(ws);
+      if (lane.error.is_ok() && !s.is_ok()) {
+        lane.error = s.with_context(fmt::format("region {}", share[i]->region_id()));
+      }
+    }
+  };
+  run_shares(apply_pool_.get(), n, readied, apply);
+
+  Status first_error;
+  for (Lane& lane : lanes) {
+    if (first_error.is_ok() && !lane.error.is_ok()) first_error = lane.error;
+    for (auto& [to, msgs] : lane.out.messages) {
+      auto& dst = out.messages[to];
+      dst.insert(dst.end(), std::make_move_iterator(msgs.begin()),
+                 std::make_move_iterator(msgs.end()));
+    }
+    for (auto& c : lane.out.chunks) out.chunks.push_back(std::move(c));
+    if (!lane.deferred.empty()) metrics_.rounds_deferred_apply.inc(lane.deferred.size());
+    unfinished_.insert(unfinished_.end(), lane.deferred.begin(), lane.deferred.end());
   }
   if (!first_error.is_ok()) {
     stop_on_error(first_error);
@@ -489,6 +660,7 @@ void StoreImpl::send_frame(std::uint64_t to, Frame& frame) {
   frame.from_store = options_.store_id;
   frame.to_store = to;
   std::string bytes = encode_frame(frame);
+  sent_since_tick_.insert(to);
   metrics_.frames_sent.inc();
   metrics_.frame_bytes_sent.observe(static_cast<double>(bytes.size()));
   transport_.send(to, std::move(bytes));
@@ -543,6 +715,12 @@ Status StoreImpl::deliver(std::string_view bytes) {
   }
   metrics_.frames_received.inc();
   metrics_.frame_bytes_received.inc(bytes.size());
+  {
+    std::lock_guard lock(heard_mu_);
+    last_heard_[frame->from_store] = rt_->clock().now();
+  }
+  // A store heartbeat says only that its sender is alive.
+  if (frame->messages.empty() && frame->chunks.empty()) return Status::ok();
   enqueue(FrameInput{std::move(frame).value()});
   return Status::ok();
 }
@@ -614,22 +792,28 @@ void StoreImpl::add_peer(std::unique_ptr<Peer> peer) {
 }
 
 bool StoreImpl::update_regions() {
-  const bool merged = finish_merges();
+  // Only the peers this round worked on can have results.
+  std::vector<Peer*> worked;
+  worked.swap(round_peers_);
+  std::sort(worked.begin(), worked.end());
+  worked.erase(std::unique(worked.begin(), worked.end()), worked.end());
   std::vector<std::pair<RegionMeta, bool>> created;
-  for (auto& [id, peer] : peers_) {
+  for (Peer* peer : worked) {
     for (auto& meta : peer->take_split_results())
       created.emplace_back(std::move(meta), peer->is_leader());
   }
-  for (auto& [id, peer] : peers_) {
+  for (Peer* peer : worked) {
     if (peer->take_range_changed()) reroute(*peer);
   }
+  // Destroys peers: `worked` is not used after it.
+  const bool merged = finish_merges(worked);
   for (auto& [meta, parent_leads] : created) {
     if (auto it = peers_.find(meta.id); it != peers_.end()) {
       if (it->second->initialized()) continue;  // a snapshot got there first
       // Made by a leader's message before the split was applied here: the
       // split's peer takes its place (keeping its term and vote).
       it->second->fail_all(Status::unavailable("peer replaced by the split's"));
-      peers_.erase(it);
+      erase_peer(it);
     }
     auto peer = Peer::load(peer_ctx_, meta.id, peer_seeds_.next_u64());
     if (!peer.is_ok()) {
@@ -682,10 +866,22 @@ void StoreImpl::refresh_status(const std::vector<Peer*>& peers) {
 }
 
 std::vector<RegionStatus> StoreImpl::regions() const {
-  std::lock_guard lock(status_mu_);
   std::vector<RegionStatus> out;
-  out.reserve(status_.size());
-  for (const auto& [id, st] : status_) out.push_back(st);
+  {
+    std::lock_guard lock(status_mu_);
+    out.reserve(status_.size());
+    for (const auto& [id, st] : status_) out.push_back(st);
+  }
+  // Leases run out without a round (an idle region is not refreshed):
+  // their validity is read now.
+  const Instant now = rt_->clock().now();
+  std::shared_lock lock(routes_mu_);
+  for (auto& st : out) {
+    auto it = by_region_.find(st.region_id);
+    if (it == by_region_.end()) continue;
+    std::lock_guard l(it->second->mu);
+    st.lease_valid = it->second->leader && it->second->lease_until > now;
+  }
   return out;
 }
 

@@ -141,8 +141,23 @@ class StoreImpl final : public Store {
                         bool run_here);
   void handle(Input& in);
   void send_outbox(Outbox& out);
-  // finish_ready() of each peer; false (and the store failed) on an error.
-  [[nodiscard]] bool finish_all(const std::vector<Peer*>& readied, Outbox& out);
+  // One pass of the round over `work`: steps each peer's mailbox (first pass
+  // only), begins its Ready, writes the raft log once, then finishes and
+  // applies (finish_all). *readied gets the peers that had a Ready. False
+  // (and the store failed) on an error.
+  [[nodiscard]] bool run_pass(std::vector<Peer*>& work, bool first, Instant start,
+                              std::vector<Peer*>* readied, std::uint64_t* fsyncs);
+  // finish_ready() and post_apply() of each peer on the apply lanes, one kv
+  // write per lane; peers the apply budget leaves over go to unfinished_.
+  // False (and the store failed) on an error.
+  [[nodiscard]] bool finish_all(std::vector<Peer*>& readied, Outbox& out);
+  // Puts `peer` in the run queue of the next round (serial part only).
+  void schedule_peer(Peer& peer);
+  // Removes `it` from peers_ and from the run queues.
+  void erase_peer(std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator it);
+  // The tick of the store: ticks awake peers, expires requests, wakes
+  // followers whose leader's store fell silent, sends store heartbeats.
+  void on_tick();
   void send_frame(std::uint64_t to, Frame& frame);
   // regions() from every peer, or from the peers given (the rest keep their
   // last status). REQUIRES: round_mu_ held (or not yet started).
@@ -186,10 +201,10 @@ class StoreImpl final : public Store {
   // source recorded; proposes RollbackMerge (source leader) once the target
   // here is newer or gone; destroys a source a newer region here covers.
   void check_merges();
-  // After a round: destroys the sources targets took in, and the stale
-  // peers a snapshot found covered; answers merge_region() callers. True
-  // when regions went away.
-  bool finish_merges();
+  // After a round: destroys the sources that targets among `worked` (the
+  // peers the round worked on) took in, and the stale peers found covered;
+  // answers merge_region() callers. True when regions went away.
+  bool finish_merges(const std::vector<Peer*>& worked);
   // PeerContext::range_free: also notes initialized peers here that the
   // snapshot's region covers with a newer version (stale: merged away) for
   // finish_merges() to destroy, so the leader's next snapshot lands.
@@ -238,6 +253,21 @@ class StoreImpl final : public Store {
   std::map<std::uint64_t, MergeWaiter> merge_waiters_;
   // Peers found stale by an incoming snapshot (round_mu_).
   std::vector<std::uint64_t> stale_overlaps_;
+  // Peers with work for the next round, in order (round_mu_; the flag is
+  // Peer::scheduled()).
+  std::vector<Peer*> run_queue_;
+  // Peers whose Ready is begun and written but not finished: the apply
+  // budget ran out (round_mu_). They are finished first in the next pass.
+  std::vector<Peer*> unfinished_;
+  // Every peer the current round stepped or finished, for update_regions
+  // (round_mu_).
+  std::vector<Peer*> round_peers_;
+  // Stores a frame went to since the last tick (round_mu_).
+  std::set<std::uint64_t> sent_since_tick_;
+  // When each store was last heard from (any frame), by this store's clock.
+  mutable std::mutex heard_mu_;
+  std::map<std::uint64_t, Instant> last_heard_;  // guarded by heard_mu_
+  Instant opened_at_;
 
   // Routing for request threads.
   mutable std::shared_mutex routes_mu_;
@@ -265,6 +295,10 @@ class StoreImpl final : public Store {
   std::uint64_t next_id_ = 0;      // round_mu_: the next counter value to hand out
   std::uint64_t id_limit_ = 0;     // round_mu_: counter values below it are reserved
 
+  // The lanes of a round beyond the round's own thread (nullptr in a
+  // simulation, or with one poller): only rounds post to them.
+  std::unique_ptr<runtime::Executor> raft_pool_;
+  std::unique_ptr<runtime::Executor> apply_pool_;
   // Declared last: destroyed first, while everything its tasks touch lives.
   std::unique_ptr<runtime::Executor> raft_exec_;
 };

@@ -46,6 +46,11 @@ struct StoreMetrics {
   metrics::Counter& merge_catch_ups;
   metrics::Counter& peers_created;
   metrics::Counter& peers_destroyed;
+  metrics::Counter& region_hibernations;
+  metrics::Counter& region_wakeups;
+  metrics::Counter& rounds_deferred_apply;
+  metrics::Counter& store_heartbeats;
+  metrics::Counter& parallel_passes;
   metrics::Histogram& write_seconds;
   metrics::Histogram& read_seconds;
   // Frames from a store that hosts no peer of any region here.

@@ -227,6 +227,9 @@ struct RaftEnvelope {
   PeerMeta to_peer;
   RegionEpoch epoch;  // the sender's
   raft::Message message;
+  // On a leader's heartbeat: the region is idle and the leader stops
+  // ticking; a follower that is up to date stops too (hibernation).
+  bool hibernate = false;
 };
 
 // A piece of a kSnapshot message. The snapshot's data is cut into chunks,
