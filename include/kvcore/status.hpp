@@ -70,6 +70,7 @@ enum class SubCode : std::uint8_t {
   kServerIsBusy,     // flow control or a full queue (Code::kResourceExhausted)
   kStaleCommand,     // the proposal was superseded by a newer term
   kProposalDropped,  // raft dropped the proposal (no leader, transfer in flight)
+  kRegionMerging,    // the region is being merged away: retry shortly, then re-route
   // Transaction errors.
   kKeyIsLocked,    // another transaction's lock is in the way
   kWriteConflict,  // a newer commit conflicts (Code::kAborted)

@@ -117,6 +117,11 @@ struct StoreOptions {
   // Append messages in flight to one follower.
   std::size_t max_inflight_msgs = 256;
 
+  // A merge is refused unless every peer of the source has matched the
+  // leader's log to within this many entries: the CommitMerge command
+  // carries those entries to a lagging peer, so the gap bounds its size.
+  std::uint64_t merge_max_log_gap = 128;
+
   // Rounds (see docs/store.md, "Rounds and thread pools"). A round takes the
   // regions with work, steps them on raft_pollers threads, writes all their
   // raft log appends in one write with one sync, then applies their
@@ -369,9 +374,17 @@ class Store {
 
   // Merges region `source_region` into the adjacent `target_region` (this
   // store's peer must lead the source; both must have peers on the same
-  // stores). Done when the target has taken the source's range on this
-  // store; the source is then gone. Aborted (and the source serves again)
-  // when the target changed before the merge committed.
+  // stores, with the same roles). The source stops serving at once: from
+  // here on its reads and writes fail with Unavailable/RegionMerging (retry
+  // shortly, then route again). The store leading the target, whichever it
+  // is, then has the target take the source in. Done when the target has
+  // taken the source's range on this store; the source is then gone
+  // (RegionNotFound). Aborted (and the source serves again) when the target
+  // changed before the merge committed. Refused with InvalidArgument (not
+  // adjacent), RegionNotFound (either region unknown here), NotLeader, or
+  // FailedPrecondition: a source peer's log more than
+  // StoreOptions::merge_max_log_gap entries behind, a conf change, split or
+  // merge not yet on every source peer, or either region joint or merging.
   [[nodiscard]] virtual Status merge_region(std::uint64_t source_region,
                                             std::uint64_t target_region,
                                             const RequestOptions& opts = {}) = 0;

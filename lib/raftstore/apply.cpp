@@ -77,6 +77,9 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries, ApplyBatch& 
           staged_.compact = c;
           sync = true;
         }
+      } else if (cmd->prepare_merge || cmd->commit_merge || cmd->rollback_merge) {
+        KVCORE_RETURN_IF_ERROR(apply_merge(*cmd, e.index, ab, &result));
+        if (result.is_ok()) sync = true;
       } else if (cmd->header.epoch.version != region_.epoch.version) {
         result = Status(Code::kUnavailable, fmt::format("region {} epoch changed", region_.id),
                         SubCode::kEpochNotMatch);

@@ -541,6 +541,43 @@ std::string encode_cmd(const RaftCmd& cmd) {
   return p.SerializeAsString();
 }
 
+bool is_commit_merge_cmd(std::string_view in) noexcept {
+  constexpr std::uint64_t kCommitMergeField = 7;  // RaftCmd.commit_merge
+  std::size_t pos = 0;
+  const auto varint = [&](std::uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && pos < in.size(); shift += 7) {
+      const auto b = static_cast<std::uint8_t>(in[pos++]);
+      *v |= std::uint64_t{b & 0x7fu} << shift;
+      if ((b & 0x80u) == 0) return true;
+    }
+    return false;
+  };
+  while (pos < in.size()) {
+    std::uint64_t tag = 0;
+    if (!varint(&tag)) return false;
+    const std::uint64_t skip_varint_or_len = tag & 7u;
+    std::uint64_t n = 0;
+    switch (skip_varint_or_len) {
+      case 0:
+        if (!varint(&n)) return false;
+        break;
+      case 1: n = 8; break;
+      case 5: n = 4; break;
+      case 2:
+        if ((tag >> 3) == kCommitMergeField) return true;
+        if (!varint(&n)) return false;
+        break;
+      default: return false;
+    }
+    if (skip_varint_or_len != 0) {
+      if (n > in.size() - pos) return false;
+      pos += static_cast<std::size_t>(n);
+    }
+  }
+  return false;
+}
+
 Result<RaftCmd> decode_cmd(std::string_view in) {
   pb::RaftCmd p;
   if (!parse(in, &p)) return Status::corruption("command: does not parse");

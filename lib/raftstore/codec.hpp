@@ -26,6 +26,10 @@ namespace kvcore::raftstore {
 [[nodiscard]] Result<StoreIdent> decode_store_ident(std::string_view in);
 [[nodiscard]] std::string encode_cmd(const RaftCmd& cmd);
 [[nodiscard]] Result<RaftCmd> decode_cmd(std::string_view in);
+// Whether `in` (a command's encoding) holds a CommitMerge, found by walking
+// the top-level fields only (no decoding): cheap enough to ask of every
+// committed entry before applying. False for bytes that do not parse.
+[[nodiscard]] bool is_commit_merge_cmd(std::string_view in) noexcept;
 
 // Frames ---------------------------------------------------------------------
 

@@ -249,6 +249,10 @@ void Peer::propose(WriteRequest req) {
     req.done(not_leader());
     return;
   }
+  if (merging()) {
+    req.done(region_merging(region_.id));
+    return;
+  }
   for (const auto& op : req.ops) {
     if (!op_in_region(op, region_)) {
       req.done(key_not_in_region(op.key, region_));
@@ -277,6 +281,10 @@ void Peer::propose_split(BatchSplitCmd split, Instant deadline, WriteCallback do
     done(not_leader());
     return;
   }
+  if (merging()) {
+    done(region_merging(region_.id));
+    return;
+  }
   RaftCmd cmd;
   cmd.header = {region_.id, self_peer_, region_.epoch};
   cmd.batch_split = std::move(split);
@@ -303,6 +311,10 @@ void Peer::read(ReadRequest req) {
   if (!is_leader()) {
     ctx_.metrics->not_leader.inc();
     req.fail(not_leader());
+    return;
+  }
+  if (merging()) {
+    req.fail(region_merging(region_.id));
     return;
   }
   unbatched_reads_.push_back(std::move(req));
@@ -526,7 +538,12 @@ void Peer::send_snapshot(const raft::Message& m, Outbox& out) {
 }
 
 void Peer::renew_lease(Instant base) {
-  if (ctx_.options->max_lease.count() <= 0 || raw_->lead_transferee() != raft::kNoNode) return;
+  // A merging source's lease stays suspended: once PrepareMerge commits,
+  // the target may take writes for this range before this peer knows.
+  if (ctx_.options->max_lease.count() <= 0 || raw_->lead_transferee() != raft::kNoNode ||
+      merging()) {
+    return;
+  }
   lease_until_ = std::max(lease_until_, base + ctx_.options->max_lease);
 }
 
@@ -542,12 +559,22 @@ void Peer::publish_lease() {
   lease_->leader_peer = lead;
   lease_->term = raw_->term();
   lease_->applied_current_term = apply_state_.applied_term == raw_->term();
-  lease_->lease_until =
-      (leader && raw_->lead_transferee() == raft::kNoNode) ? lease_until_ : Instant::min();
+  lease_->merging = merging();
+  lease_->lease_until = (leader && raw_->lead_transferee() == raft::kNoNode && !lease_->merging)
+                            ? lease_until_
+                            : Instant::min();
 }
 
 void Peer::serve_waiting_reads() {
   if (waiting_reads_.empty() || waiting_reads_.front().index > apply_state_.applied_index) return;
+  if (apply_state_.merge_state) {
+    // The target may already serve this range: nothing here is current.
+    while (!waiting_reads_.empty() && waiting_reads_.front().index <= apply_state_.applied_index) {
+      waiting_reads_.front().req.fail(region_merging(region_.id));
+      waiting_reads_.pop_front();
+    }
+    return;
+  }
   auto snap = ctx_.kv->snapshot();
   const Instant now = ctx_.clock->now();
   while (!waiting_reads_.empty() && waiting_reads_.front().index <= apply_state_.applied_index) {
@@ -560,7 +587,8 @@ void Peer::serve_waiting_reads() {
 }
 
 void Peer::maybe_compact_log() {
-  if (!is_leader()) return;
+  // A merging source keeps its log: CommitMerge carries its tail.
+  if (!is_leader() || merging()) return;
   auto first = storage_->first_index();
   if (!first.is_ok()) return;
   const raft::Index applied = apply_state_.applied_index;

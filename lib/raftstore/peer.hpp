@@ -67,6 +67,11 @@ struct PeerContext {
   // Whether `region` overlaps no region of this store other than its own id
   // (a snapshot is refused when it would).
   std::function<bool(const RegionMeta& region)> range_free;
+  // Applying a CommitMerge on a target peer: brings this store's peer of
+  // the merge's source up to its PrepareMerge (from its own log and the
+  // command's entries), staging into the same kv batch. An error means the
+  // source cannot be brought there (merge.cpp).
+  std::function<Status(const CommitMergeCmd& merge, ApplyBatch& ab)> catch_up_merge_source;
   // Puts the peer in line for the round (it has mail or new work). Called
   // only from the serial part of a round: see Peer::schedule().
   std::function<void(Peer& peer)> schedule;
@@ -144,6 +149,44 @@ class Peer {
     campaign_at_tick_ = true;
     schedule();
   }
+
+  // --- merge (merge.cpp) ----------------------------------------------------
+  // Proposes PrepareMerge into `target` after the checks that need raft's
+  // view: leader, no merge or conf change pending, every peer's log within
+  // merge_max_log_gap of the leader's and no conf change or epoch-changing
+  // command in the entries past the lowest match. Suspends the lease at once.
+  void propose_prepare_merge(const RegionMeta& target, Instant deadline, WriteCallback done);
+  // The CommitMerge this source peer (kMerging) asks its target to apply:
+  // its region, the PrepareMerge index, and its log entries after min_index.
+  [[nodiscard]] Result<CommitMergeCmd> build_commit_merge() const;
+  // On the target's leader: proposes `merge` with `expected` (the target's
+  // epoch the source recorded) as the command's epoch.
+  [[nodiscard]] Status propose_commit_merge(CommitMergeCmd merge, const RegionEpoch& expected);
+  // On the source's leader (kMerging): proposes RollbackMerge.
+  [[nodiscard]] Status propose_rollback_merge();
+  // On the source (CommitMerge being applied by the target on this store):
+  // applies this peer's committed entries up to merge.commit, taking those
+  // it lacks from merge.entries. OK when it then holds that PrepareMerge.
+  [[nodiscard]] Status catch_up_merge(const CommitMergeCmd& merge, ApplyBatch& ab);
+  // PrepareMerge proposed and not yet resolved, or applied (kMerging).
+  [[nodiscard]] bool merging() const noexcept;
+  // The Ready begun and not yet finished commits a CommitMerge: applying it
+  // touches the source peer on this store too, so the round applies it on
+  // one thread with every other region (the one ordering between regions).
+  [[nodiscard]] bool commit_merge_pending() const;
+  [[nodiscard]] const std::optional<MergeState>& merge_state() const noexcept {
+    return apply_state_.merge_state;
+  }
+  // Sources this target took in by CommitMerge since the last call (their
+  // peers here are to be destroyed, keeping their data).
+  [[nodiscard]] std::vector<std::uint64_t> take_merged_sources() {
+    return std::move(merged_sources_);
+  }
+  // True once after a RollbackMerge was applied here.
+  [[nodiscard]] bool take_rolled_back() { return std::exchange(rolled_back_, false); }
+  // Ticks since this peer last asked for a CommitMerge or RollbackMerge
+  // (the store retries every few ticks).
+  int& merge_retry_ticks() noexcept { return merge_retry_ticks_; }
   void read(ReadRequest req);
   [[nodiscard]] Status transfer_leader(std::uint64_t to_store);
   void report_unreachable(std::uint64_t store_id);
@@ -236,6 +279,14 @@ class Peer {
   // Applies a split to region_ and adds the new regions' apply states to
   // `batch`; their raft state is written once the batch is.
   [[nodiscard]] Status apply_split(const BatchSplitCmd& split, WriteBatch& batch);
+  // Applies a merge command (merge.cpp) of the entry at `index`: its
+  // outcome in *result (an error: no effect); a returned error stops the
+  // store (a CommitMerge whose source cannot be brought up to date here).
+  [[nodiscard]] Status apply_merge(const RaftCmd& cmd, raft::Index index, ApplyBatch& ab,
+                                   Status* result);
+  // Why a PrepareMerge cannot be proposed now; OK when it can. *min_index
+  // is the lowest match of any peer.
+  [[nodiscard]] Status check_prepare_merge(raft::Index* min_index) const;
   // Completes the proposals up to `index`: the one at (index, term) with
   // `result` (its latency observed at `now`), older ones as superseded.
   void complete_proposals(raft::Index index, raft::Term term, const Status& result, Instant now);
@@ -281,6 +332,11 @@ class Peer {
   bool range_changed_ = false;
   std::vector<RegionMeta> pending_splits_;  // applied into the kv batch being built
   std::vector<RegionMeta> split_results_;   // written; for the store to open
+  // The index of a PrepareMerge this peer proposed as leader (0: none).
+  raft::Index prepare_merge_proposed_ = 0;
+  std::vector<std::uint64_t> merged_sources_;  // for the store to destroy
+  bool rolled_back_ = false;
+  int merge_retry_ticks_ = 0;
   Staged staged_;
 
   // The mailbox: queued inputs, in arrival order.

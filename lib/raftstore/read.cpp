@@ -38,6 +38,11 @@ Status epoch_not_match(const RegionMeta& region, const RegionEpoch& expected) {
       SubCode::kEpochNotMatch};
 }
 
+Status region_merging(std::uint64_t region) {
+  return {Code::kUnavailable, fmt::format("region {} is being merged", region),
+          SubCode::kRegionMerging};
+}
+
 void ReadRequest::fail(const Status& s) {
   if (get_done) {
     auto cb = std::move(get_done);

@@ -79,6 +79,9 @@ struct LeaseState {
   // Writes routed to the region so far (not guarded by `mu`): the split
   // checker skips regions whose count did not move since their last check.
   std::atomic<std::uint64_t> writes{0};
+  // A PrepareMerge was proposed or applied: the region serves no reads and
+  // takes no writes (RegionMerging) until it is rolled back or gone.
+  bool merging = false;
 };
 
 // Status helpers for region errors.
@@ -94,5 +97,6 @@ struct LeaseState {
   return region.epoch.version == expected.version &&
          (expected.conf_ver == 0 || region.epoch.conf_ver == expected.conf_ver);
 }
+[[nodiscard]] Status region_merging(std::uint64_t region);
 
 }  // namespace kvcore::raftstore

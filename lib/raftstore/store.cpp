@@ -116,7 +116,10 @@ Status StoreImpl::start() {
   ctx.clock = &rt_->clock();
   ctx.metrics = &metrics_;
   ctx.options = &options_;
-  ctx.range_free = [this](const RegionMeta& r) { return range_free(r); };
+  ctx.range_free = [this](const RegionMeta& r) { return snapshot_range_ok(r); };
+  ctx.catch_up_merge_source = [this](const CommitMergeCmd& m, ApplyBatch& ab) {
+    return catch_up_merge_source(m, ab);
+  };
   ctx.schedule = [this](Peer& p) { schedule_peer(p); };
   peer_seeds_ = rt_->random().fork();
 
@@ -161,6 +164,10 @@ Status StoreImpl::start() {
       return peer.status();
     }
     add_peer(std::move(peer).value());
+  }
+  {
+    std::lock_guard lock(round_mu_);
+    KVCORE_RETURN_IF_ERROR(drop_covered_peers());
   }
   refresh_status();
   opened_at_ = rt_->clock().now();
@@ -208,6 +215,8 @@ StoreImpl::~StoreImpl() {
   for (auto& in : left) fail_input(in, stopping);
   std::lock_guard lock(round_mu_);
   for (auto& [id, peer] : peers_) peer->fail_all(stopping);
+  for (auto& [id, w] : merge_waiters_) w.done(stopping);
+  merge_waiters_.clear();
   raft_exec_.reset();
   peers_.clear();
 }
@@ -219,6 +228,8 @@ void StoreImpl::fail_input(Input& in, const Status& s) {
     r->req.fail(s);
   } else if (auto* sp = std::get_if<SplitInput>(&in)) {
     if (sp->done) sp->done(s);
+  } else if (auto* m = std::get_if<MergeInput>(&in)) {
+    if (m->done) m->done(s);
   }
 }
 
@@ -262,6 +273,8 @@ void StoreImpl::handle(Input& in) {
   if (std::holds_alternative<TickInput>(in)) {
     on_tick();
     maybe_split_check();
+    expire_merges(rt_->clock().now());
+    check_merges();
     return;
   }
   if (auto* f = std::get_if<FrameInput>(&in)) {
@@ -360,6 +373,10 @@ void StoreImpl::handle(Input& in) {
   }
   if (auto* sc = std::get_if<SplitCheckDone>(&in)) {
     on_split_check_done(*sc);
+    return;
+  }
+  if (auto* m = std::get_if<MergeInput>(&in)) {
+    handle_merge(*m);
     return;
   }
   if (auto* t = std::get_if<TransferInput>(&in)) {
@@ -589,7 +606,11 @@ bool StoreImpl::finish_all(std::vector<Peer*>& readied, Outbox& out) {
     std::vector<Peer*> deferred;
     Status error;
   };
-  const std::size_t n = lanes_for(apply_pool_.get(), readied.size(), 16);
+  // A CommitMerge applies its source peer's entries too (merge.cpp): the
+  // whole pass stays on one lane, so the two regions share one kv batch.
+  const bool merge = std::any_of(readied.begin(), readied.end(),
+                                 [](const Peer* p) { return p->commit_merge_pending(); });
+  const std::size_t n = merge ? 1 : lanes_for(apply_pool_.get(), readied.size(), 16);
   if (n > 1) metrics_.parallel_passes.inc();
   std::vector<Lane> lanes(n);
   const auto budget = std::chrono::duration_cast<runtime::Duration>(options_.apply_round_budget);
@@ -738,13 +759,6 @@ void StoreImpl::async_change_peers(std::uint64_t, std::vector<PeerChangeRequest>
                                    const RequestOptions&, WriteCallback done) {
   done(Status::not_supported("change_peers: not built yet"));
 }
-Status StoreImpl::merge_region(std::uint64_t, std::uint64_t, const RequestOptions&) {
-  return Status::not_supported("merge_region: not built yet");
-}
-void StoreImpl::async_merge_region(std::uint64_t, std::uint64_t, const RequestOptions&,
-                                   WriteCallback done) {
-  done(Status::not_supported("merge_region: not built yet"));
-}
 
 std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator StoreImpl::create_peer(
     std::uint64_t region, const PeerMeta& self, const PeerMeta& from) {
@@ -806,6 +820,8 @@ bool StoreImpl::update_regions() {
   for (Peer* peer : worked) {
     if (peer->take_range_changed()) reroute(*peer);
   }
+  // Destroys peers: `worked` is not used after it.
+  const bool merged = finish_merges(worked);
   for (auto& [meta, parent_leads] : created) {
     if (auto it = peers_.find(meta.id); it != peers_.end()) {
       if (it->second->initialized()) continue;  // a snapshot got there first
@@ -833,7 +849,7 @@ bool StoreImpl::update_regions() {
     }
   }
   if (!created.empty()) schedule_round();
-  return !created.empty();
+  return !created.empty() || merged;
 }
 
 Result<std::uint64_t> StoreImpl::alloc_id() {

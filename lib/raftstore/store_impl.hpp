@@ -115,8 +115,19 @@ class StoreImpl final : public Store {
     RegionEpoch epoch;
     std::vector<std::string> keys;
   };
+  struct MergeInput {
+    std::uint64_t source = 0;
+    std::uint64_t target = 0;
+    Instant deadline;
+    WriteCallback done;
+  };
   using Input = std::variant<TickInput, FrameInput, WriteInput, ReadInput, UnreachableInput,
-                             TransferInput, SplitInput, SplitCheckDone>;
+                             TransferInput, SplitInput, SplitCheckDone, MergeInput>;
+  // A merge_region() call waiting for its outcome on this store.
+  struct MergeWaiter {
+    Instant deadline;
+    WriteCallback done;
+  };
 
   // The split checker's view of one region (raft thread).
   struct SplitCheckState {
@@ -280,6 +291,32 @@ class StoreImpl final : public Store {
   // Proposes `req` (ops all in `lease`'s region) after the leader check.
   void write_routed(WriteRequest req, const std::shared_ptr<LeaseState>& lease, bool run_here);
   class ScanWalk;
+
+  // --- merge (merge.cpp); all REQUIRE round_mu_ -------------------------------
+  // Checks a merge_region() request against this store's view of both
+  // regions and proposes PrepareMerge on the source's peer here.
+  void handle_merge(MergeInput& in);
+  // On ticks: drives every merging source peer here. Proposes CommitMerge
+  // on the target's peer here when it leads and still has the epoch the
+  // source recorded; proposes RollbackMerge (source leader) once the target
+  // here is newer or gone; destroys a source a newer region here covers.
+  void check_merges();
+  // After a round: destroys the sources that targets among `worked` (the
+  // peers the round worked on) took in, and the stale peers found covered;
+  // answers merge_region() callers. True when regions went away.
+  bool finish_merges(const std::vector<Peer*>& worked);
+  // PeerContext::range_free: also notes initialized peers here that the
+  // snapshot's region covers with a newer version (stale: merged away) for
+  // finish_merges() to destroy, so the leader's next snapshot lands.
+  [[nodiscard]] bool snapshot_range_ok(const RegionMeta& r);
+  // PeerContext::catch_up_merge_source.
+  [[nodiscard]] Status catch_up_merge_source(const CommitMergeCmd& merge, ApplyBatch& ab);
+  // At open: destroys peers whose range a newer region here covers (a
+  // crash after a CommitMerge was applied, before its source was destroyed).
+  [[nodiscard]] Status drop_covered_peers();
+  void complete_merge(std::uint64_t source, const Status& s);
+  void expire_merges(Instant now);
+
   // The lease state of the region holding `key`; nullptr when none.
   [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;
   // A point get answered on this thread: under the lease, or refused
@@ -310,6 +347,10 @@ class StoreImpl final : public Store {
   std::map<std::uint64_t, std::unique_ptr<Peer>> peers_;
   // Destroyed peers: region id -> the region as it last was (round_mu_).
   std::map<std::uint64_t, RegionMeta> tombstones_;
+  // merge_region() calls by source region (round_mu_).
+  std::map<std::uint64_t, MergeWaiter> merge_waiters_;
+  // Peers found stale by an incoming snapshot (round_mu_).
+  std::vector<std::uint64_t> stale_overlaps_;
   // Peers with work for the next round, in order (round_mu_; the flag is
   // Peer::scheduled()).
   std::vector<Peer*> run_queue_;

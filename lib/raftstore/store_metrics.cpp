@@ -6,6 +6,9 @@ namespace kvcore::raftstore {
 
 namespace {
 std::vector<double> latency_buckets() { return metrics::exponential_buckets(50e-6, 2, 18); }
+constexpr std::string_view kMergeHelp =
+    "Region merge steps applied: PrepareMerge and RollbackMerge on source peers, CommitMerge on "
+    "target peers";
 }  // namespace
 
 StoreMetrics::StoreMetrics(metrics::Registry& r)
@@ -52,6 +55,12 @@ StoreMetrics::StoreMetrics(metrics::Registry& r)
       snapshots_applied(r.counter("kvcore_snapshots_applied_total", "Snapshots applied")),
       log_compactions(r.counter("kvcore_raft_log_compactions_total", "Raft log compactions")),
       splits(r.counter("kvcore_region_splits_total", "Batch splits applied")),
+      merges_prepared(r.counter("kvcore_region_merges_total", kMergeHelp, "stage=\"prepared\"")),
+      merges_committed(r.counter("kvcore_region_merges_total", kMergeHelp, "stage=\"committed\"")),
+      merges_rolled_back(
+          r.counter("kvcore_region_merges_total", kMergeHelp, "stage=\"rolled_back\"")),
+      merge_catch_ups(r.counter("kvcore_merge_catch_ups_total",
+                                "Source peers brought up to date by a CommitMerge's entries")),
       peers_created(r.counter("kvcore_peers_created_total",
                               "Uninitialized peers made from a leader's message")),
       peers_destroyed(r.counter("kvcore_peers_destroyed_total",

@@ -39,6 +39,11 @@ struct StoreMetrics {
   metrics::Counter& snapshots_applied;
   metrics::Counter& log_compactions;
   metrics::Counter& splits;
+  metrics::Counter& merges_prepared;
+  metrics::Counter& merges_committed;
+  metrics::Counter& merges_rolled_back;
+  // Source peers brought up to their PrepareMerge by a CommitMerge's entries.
+  metrics::Counter& merge_catch_ups;
   metrics::Counter& peers_created;
   metrics::Counter& peers_destroyed;
   metrics::Counter& region_hibernations;

@@ -53,7 +53,8 @@ Status StoreImpl::refuse_not_leader(const LeaseState& lease) {
 
 bool StoreImpl::lease_holds(const LeaseState& lease) const {
   std::lock_guard lock(lease.mu);
-  return lease.leader && lease.applied_current_term && rt_->clock().now() < lease.lease_until;
+  return lease.leader && lease.applied_current_term && !lease.merging &&
+         rt_->clock().now() < lease.lease_until;
 }
 
 std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::string_view key,
@@ -67,6 +68,7 @@ std::optional<Result<std::optional<std::string>>> StoreImpl::lease_get(std::stri
     std::lock_guard lock(lease->mu);
     *region_id = lease->region.id;
     if (!lease->leader) return Result<std::optional<std::string>>(refuse_not_leader(*lease));
+    if (lease->merging) return Result<std::optional<std::string>>(region_merging(*region_id));
     if (lease->lease_until == Instant::min() || !lease->applied_current_term) return std::nullopt;
   }
   // The read first, the clock second: the read sees the engine as of some
@@ -97,6 +99,10 @@ void StoreImpl::read_routed(ReadRequest req, const std::shared_ptr<LeaseState>& 
     req.region_id = lease->region.id;
     if (!lease->leader) {
       req.fail(refuse_not_leader(*lease));
+      return;
+    }
+    if (lease->merging) {
+      req.fail(region_merging(req.region_id));
       return;
     }
     if (lease->lease_until != Instant::min() && lease->applied_current_term) {
@@ -160,6 +166,10 @@ void StoreImpl::write_routed(WriteRequest req, const std::shared_ptr<LeaseState>
     std::lock_guard lock(lease->mu);
     if (!lease->leader) {
       req.done(refuse_not_leader(*lease));
+      return;
+    }
+    if (lease->merging) {
+      req.done(region_merging(lease->region.id));
       return;
     }
     req.region_id = lease->region.id;

@@ -34,6 +34,7 @@ std::string_view to_string(SubCode sub) noexcept {
     case SubCode::kServerIsBusy: return "ServerIsBusy";
     case SubCode::kStaleCommand: return "StaleCommand";
     case SubCode::kProposalDropped: return "ProposalDropped";
+    case SubCode::kRegionMerging: return "RegionMerging";
     case SubCode::kKeyIsLocked: return "KeyIsLocked";
     case SubCode::kWriteConflict: return "WriteConflict";
     case SubCode::kTxnNotFound: return "TxnNotFound";

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <condition_variable>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -240,4 +242,110 @@ TEST_CASE("real threads: raft poller and apply pools over many regions") {
     }
   }
   CHECK(found == static_cast<std::size_t>(kThreads * kBursts * kRegions));
+}
+
+TEST_CASE("real threads: merges on apply lanes while writers run") {
+  RealCluster c(3, [](kvcore::StoreOptions& o) {
+    o.raft_pollers = 3;
+    o.apply_pollers = 3;
+  });
+  std::uint64_t leader = 0;
+  REQUIRE(c.put("a", "b", &leader).is_ok());
+  constexpr int kRegions = 64;
+  std::vector<std::string> keys;
+  for (int r = 1; r < kRegions; ++r) keys.push_back(fmt::format("r{:03d}", r));
+  kvcore::Status split = kvcore::Status::internal("not tried");
+  for (int attempt = 0; attempt < 50 && !split.is_ok(); ++attempt) {
+    split = c.stores[leader - 1]->split_region(1, keys, kvcore::RequestOptions{5s});
+    if (!split.is_ok()) (void)c.put("a", "b", &leader);
+  }
+  REQUIRE(split.is_ok());
+  const auto count_regions = [&](std::size_t want) {
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+      bool all = true;
+      for (auto& s : c.stores) {
+        auto rs = s->regions();
+        if (rs.size() != want) all = false;
+        for (auto& r : rs) all = all && r.leader_store != 0;
+      }
+      if (all) return true;
+      if (std::chrono::steady_clock::now() > give_up) return false;
+      std::this_thread::yield();
+    }
+  };
+  REQUIRE(count_regions(kRegions));
+
+  // A writer over every region while the merges run; it retries what the
+  // merges refuse, so every key it finishes is acknowledged.
+  // Writers over every region while the merges run (so rounds hold many
+  // regions, applied on several lanes); they retry what the merges refuse.
+  constexpr int kWriters = 4;
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<std::string>> written(kWriters);  // read after join()
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      std::uint64_t l = leader;
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string k = fmt::format("r{:03d}-{}-{:05d}", (i * 7 + w) % kRegions, w, i);
+        if (c.put(k, k, &l).is_ok()) written[w].push_back(k);
+      }
+    });
+  }
+  // Odd regions merge into their left neighbours, one after another, each
+  // on whichever store leads the source at the time.
+  for (int r = 1; r < kRegions; r += 2) {
+    const std::string start = fmt::format("r{:03d}", r);
+    const std::string left = r == 1 ? std::string() : fmt::format("r{:03d}", r - 1);
+    kvcore::Status st = kvcore::Status::internal("not tried");
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (!st.is_ok() && std::chrono::steady_clock::now() < give_up) {
+      std::uint64_t source = 0;
+      std::uint64_t target = 0;
+      std::uint64_t at = 0;
+      for (auto& s : c.stores) {
+        for (auto& reg : s->regions()) {
+          if (reg.start_key == start && reg.is_leader) {
+            source = reg.region_id;
+            at = s->store_id();
+          }
+          if (reg.start_key == left) target = reg.region_id;
+        }
+      }
+      if (source == 0 || target == 0) {
+        std::this_thread::yield();
+        continue;
+      }
+      st = c.stores[at - 1]->merge_region(source, target, kvcore::RequestOptions{5s});
+      // A source already merged (its peer gone) counts as done.
+      if (st.sub_code() == kvcore::SubCode::kRegionNotFound) break;
+    }
+    INFO("merging " << start << ": " << st.to_string());
+    REQUIRE((st.is_ok() || st.sub_code() == kvcore::SubCode::kRegionNotFound));
+  }
+  stop = true;
+  for (auto& th : writers) th.join();
+  REQUIRE(count_regions(kRegions / 2));
+  for (auto& s : c.stores) {
+    CHECK(s->metric("kvcore_region_merges_total{stage=\"committed\"}") == kRegions / 2);
+  }
+  // Every key the writer finished reads back from the merged regions.
+  std::vector<std::string> acked;
+  for (auto& w : written) acked.insert(acked.end(), w.begin(), w.end());
+  CHECK(!acked.empty());
+  for (const auto& k : acked) {
+    std::uint64_t l = leader;
+    kvcore::Result<std::optional<std::string>> got = kvcore::Status::internal("not read");
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < give_up) {
+      got = c.stores[l - 1]->get(k, kvcore::RequestOptions{2s});
+      if (got.is_ok()) break;
+      const auto* d = got.status().detail_as<kvcore::NotLeaderDetail>();
+      l = (d != nullptr && d->leader_store_id != 0) ? d->leader_store_id : 1 + (l % 3);
+    }
+    INFO(k);
+    REQUIRE(got.is_ok());
+    CHECK(got->value_or("") == k);
+  }
 }

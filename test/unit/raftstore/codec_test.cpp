@@ -130,7 +130,16 @@ TEST_CASE("commands round-trip every write kind, column family and compact log",
     auto r = decode_cmd(encode_cmd(cmd));
     REQUIRE(r.is_ok());
     CHECK(*r == cmd);
+    CHECK(is_commit_merge_cmd(encode_cmd(cmd)) == cmd.commit_merge.has_value());
   }
+  CHECK(is_commit_merge_cmd(encode_cmd(commit)));
+  for (const RaftCmd* cmd : {&writes, &compact, &split, &change, &prepare, &rollback}) {
+    CHECK(!is_commit_merge_cmd(encode_cmd(*cmd)));
+  }
+  // Cut or damaged bytes never read past the end.
+  const std::string enc = encode_cmd(writes);
+  for (std::size_t n = 0; n < enc.size(); ++n) (void)is_commit_merge_cmd(enc.substr(0, n));
+  CHECK(!is_commit_merge_cmd(std::string("\xff\xff\xff", 3)));
 }
 
 TEST_CASE("frames round-trip every message type that travels between stores", "[codec]") {
