@@ -441,10 +441,15 @@ void StoreImpl::run_round_locked() {
   for (Peer* p : touched) {
     if (p->has_mail() || p->has_ready()) schedule_peer(*p);
   }
+  // Only a Ready changes what regions() shows (leases are read when asked).
+  std::vector<Peer*> changed;
+  changed.swap(status_dirty_);
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
   if (update_regions()) {
     refresh_status();
   } else {
-    refresh_status(touched);
+    refresh_status(changed);
   }
   if (!run_queue_.empty() || !unfinished_.empty()) schedule_round();
 }
@@ -501,6 +506,7 @@ bool StoreImpl::run_pass(std::vector<Peer*>& work, bool first, Instant start,
   finish.swap(unfinished_);
   round_peers_.insert(round_peers_.end(), finish.begin(), finish.end());
   finish.insert(finish.end(), readied->begin(), readied->end());
+  status_dirty_.insert(status_dirty_.end(), finish.begin(), finish.end());
   if (finish.empty()) return true;
   if (batch.empty()) {
     // Nothing to persist (typically the pass that commits): apply and
@@ -537,6 +543,7 @@ void StoreImpl::erase_peer(std::map<std::uint64_t, std::unique_ptr<Peer>>::itera
   std::erase(run_queue_, p);
   std::erase(unfinished_, p);
   std::erase(round_peers_, p);
+  std::erase(status_dirty_, p);
   peers_.erase(it);
 }
 

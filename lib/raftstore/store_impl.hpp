@@ -360,6 +360,9 @@ class StoreImpl final : public Store {
   // Every peer the current round stepped or finished, for update_regions
   // (round_mu_).
   std::vector<Peer*> round_peers_;
+  // The peers the current round finished a Ready of: their status is
+  // refreshed when it ends (round_mu_).
+  std::vector<Peer*> status_dirty_;
   // Stores a frame went to since the last tick (round_mu_).
   std::set<std::uint64_t> sent_since_tick_;
   // When each store was last heard from (any frame), by this store's clock.
