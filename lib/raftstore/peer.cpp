@@ -150,12 +150,17 @@ Result<std::unique_ptr<Peer>> Peer::create_uninitialized(const PeerContext& ctx,
 
 void Peer::step(RaftEnvelope env) {
   ctx_.metrics->messages_received.inc();
+  const auto t = env.message.type;
+  if (t == raft::MessageType::kAppend || t == raft::MessageType::kHeartbeat) {
+    ticks_without_leader_ = 0;
+  }
   Status s = raw_->step(std::move(env.message));
   if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: step: {}", region_.id, s.to_string());
 }
 
 void Peer::add_chunk(SnapshotChunk chunk) {
   ctx_.metrics->snapshot_chunks_received.inc();
+  ticks_without_leader_ = 0;
   const auto& meta = chunk.message.snapshot->metadata;
   Assembly& a = assemblies_[chunk.from_peer.id];
   const bool same = a.msg_term == chunk.message.term && a.snap_index == meta.index &&
@@ -348,6 +353,7 @@ void Peer::fail_reads(const Status& s) {
 
 void Peer::fail_all(const Status& s) {
   fail_reads(s);
+  fail_conf_change(s);
   for (auto& w : waiting_reads_) w.req.fail(s);
   waiting_reads_.clear();
   for (auto& p : proposals_) {

@@ -138,6 +138,34 @@ class Peer {
   // written; the store creates their peers).
   [[nodiscard]] std::vector<RegionMeta> take_split_results() { return std::move(split_results_); }
 
+  // --- membership (change_peer.cpp, stale_peer.cpp) ---------------------------
+  [[nodiscard]] std::uint64_t peer_id() const noexcept { return self_peer_; }
+  // Proposes the membership change `changes` as one raft conf change
+  // (ChangePeerV2); new peers get ids from `alloc_id`. `done` completes when
+  // the change is applied here and the joint state it enters (several
+  // changes) is left. Refused with FailedPrecondition while a change is in
+  // flight, the region is joint or merging, or the change would demote the
+  // leader, remove a voter, or promote a learner that has not caught up;
+  // InvalidArgument for a request that does not fit the region.
+  void propose_change_peers(const std::vector<PeerChangeRequest>& changes,
+                            const std::function<Result<std::uint64_t>()>& alloc_id,
+                            Instant deadline, WriteCallback done);
+  // Once per tick: expires the pending change, proposes the leave of a
+  // joint state (leader), and after stale_check_ticks() without hearing
+  // from a leader queues kCheckStalePeer to the region's other peers.
+  void membership_tick(Instant now, Outbox& out);
+  // Ticks without a leader's message after which a peer asks whether it is
+  // still a member.
+  [[nodiscard]] int stale_check_ticks() const noexcept;
+  // Told by a peer whose region, at `newer`, no longer has this peer: the
+  // peer is stale and will be destroyed (its tombstone takes `newer`).
+  void mark_removed(const RegionEpoch& newer);
+  // The peer applied its own removal, or was told of it: the store
+  // destroys it at the end of the round.
+  [[nodiscard]] bool removed() const noexcept { return removed_; }
+  // True once after the region's peers changed (conf change or snapshot).
+  [[nodiscard]] bool take_members_changed() { return std::exchange(members_changed_, false); }
+
  private:
   struct Proposal {
     raft::Index index = 0;
@@ -177,6 +205,29 @@ class Peer {
   };
 
   Peer(const PeerContext& ctx, RegionMeta region, ApplyState apply, std::uint64_t self_peer);
+
+  // A change_peers() waiting for its entry (and then for the leave).
+  struct ConfChangeWait {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    bool in_joint = false;  // its entry applied and entered a joint state
+    Instant deadline;
+    WriteCallback done;
+  };
+  // A conf-change entry apply_entries() staged for post_apply().
+  struct StagedConfChange {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    Status result;
+    bool entered_joint = false;
+  };
+  // Applies one kConfChange entry to region_ and raft (change_peer.cpp).
+  [[nodiscard]] Status apply_change_peer(const raft::Entry& e);
+  // Completes conf_wait_ from what was applied (post_apply).
+  void finish_conf_changes();
+  void fail_conf_change(const Status& s);
+  // Proposes the empty ChangePeerCmd that leaves a joint state (leader).
+  void propose_leave_joint();
 
   void step_snapshot(SnapshotChunk header, std::string data);
   void send(const raft::Message& m, Outbox& out);
@@ -232,6 +283,12 @@ class Peer {
   std::vector<RegionMeta> pending_splits_;  // applied into the kv batch being built
   std::vector<RegionMeta> split_results_;   // written; for the store to open
   Staged staged_;
+  // Membership.
+  std::optional<ConfChangeWait> conf_wait_;
+  std::vector<StagedConfChange> staged_conf_;
+  bool removed_ = false;
+  bool members_changed_ = false;
+  int ticks_without_leader_ = 0;  // since a leader's message (followers)
 };
 
 }  // namespace kvcore::raftstore

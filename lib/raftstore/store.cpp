@@ -192,6 +192,8 @@ void StoreImpl::fail_input(Input& in, const Status& s) {
     r->req.fail(s);
   } else if (auto* sp = std::get_if<SplitInput>(&in)) {
     if (sp->done) sp->done(s);
+  } else if (auto* cp = std::get_if<ChangePeersInput>(&in)) {
+    if (cp->done) cp->done(s);
   }
 }
 
@@ -236,10 +238,12 @@ void StoreImpl::handle(Input& in) {
     for (auto& [id, peer] : peers_) peer->tick();
     const Instant now = rt_->clock().now();
     for (auto& [id, peer] : peers_) peer->expire(now);
+    membership_tick_all();
     return;
   }
   if (auto* f = std::get_if<FrameInput>(&in)) {
     for (auto& env : f->frame.messages) {
+      if (screen_envelope(env)) continue;
       if (is_tombstoned(env.region_id, env.epoch)) {
         metrics_.messages_stale_peer.inc();
         continue;
@@ -330,11 +334,21 @@ void StoreImpl::handle(Input& in) {
   }
   if (auto* t = std::get_if<TransferInput>(&in)) {
     auto it = peers_.find(t->region);
-    if (it != peers_.end()) {
-      Status s = it->second->transfer_leader(t->to_store);
-      if (!s.is_ok()) KVCORE_LOG_INFO("transfer leader: {}", s.to_string());
+    Status s = it == peers_.end() ? region_not_found(t->region) : Status::ok();
+    if (s.is_ok() && !(it->second->region().epoch == t->epoch)) {
+      s = Status(Code::kUnavailable,
+                 fmt::format("region {} changed since the transfer was asked", t->region),
+                 SubCode::kEpochNotMatch);
     }
+    if (s.is_ok()) s = it->second->transfer_leader(t->to_store);
+    if (!s.is_ok()) {
+      metrics_.transfer_leader_refused.inc();
+      KVCORE_LOG_INFO("store {}: transfer leader of region {} to store {}: {}", options_.store_id,
+                      t->region, t->to_store, s.to_string());
+    }
+    return;
   }
+  if (auto* cp = std::get_if<ChangePeersInput>(&in)) handle_change_peers(*cp);
 }
 
 void StoreImpl::run_round() {
@@ -408,7 +422,9 @@ void StoreImpl::run_round_locked() {
   metrics_.fsyncs_per_round.observe(static_cast<double>(fsyncs));
   // Only the peers that handled a ready changed, except that time moves
   // leases: a tick round (and a change in the set of regions) renews all.
-  if (update_regions() || ticked) {
+  const bool regions_changed = update_regions();
+  const bool members_changed = update_members();
+  if (regions_changed || members_changed || ticked) {
     refresh_status();
   } else {
     refresh_status(touched);
@@ -517,11 +533,16 @@ Status StoreImpl::deliver(std::string_view bytes) {
     return frame.status();
   }
   {
+    // A store that hosts no peer of a region here may only introduce a
+    // region (a leader's first messages to a new member) or ask whether its
+    // peer is stale.
     std::shared_lock lock(routes_mu_);
-    if (known_stores_.count(frame->from_store) == 0) {
+    if (known_stores_.count(frame->from_store) == 0 && !unknown_store_frame_ok(*frame)) {
       metrics_.bad_frames_unknown_store.inc();
-      return Status::invalid_argument(fmt::format(
-          "frame from store {}, which hosts no peer of a region here", frame->from_store));
+      return Status::invalid_argument(
+          fmt::format("frame from store {}, which hosts no peer of a region here, holds "
+                      "messages only a member may send",
+                      frame->from_store));
     }
   }
   metrics_.frames_received.inc();
@@ -533,21 +554,29 @@ Status StoreImpl::deliver(std::string_view bytes) {
 void StoreImpl::report_unreachable(std::uint64_t store_id) { enqueue(UnreachableInput{store_id}); }
 
 Status StoreImpl::transfer_leader(std::uint64_t region_id, std::uint64_t to_store) {
+  std::shared_ptr<LeaseState> lease;
   {
     std::shared_lock lock(routes_mu_);
-    if (by_region_.count(region_id) == 0) return region_not_found(region_id);
+    auto it = by_region_.find(region_id);
+    if (it == by_region_.end()) return region_not_found(region_id);
+    lease = it->second;
   }
-  enqueue(TransferInput{region_id, to_store});
+  RegionEpoch epoch;
+  {
+    std::lock_guard lock(lease->mu);
+    const PeerMeta* target = lease->region.peer_on_store(to_store);
+    if (target == nullptr || target->learner) {
+      metrics_.transfer_leader_refused.inc();
+      return Status::invalid_argument(
+          fmt::format("transfer leader: region {} has no voter on store {}{}", region_id, to_store,
+                      target != nullptr ? " (its peer there is a learner)" : ""));
+    }
+    if (!lease->leader) return refuse_not_leader(*lease);
+    if (to_store == options_.store_id) return Status::ok();
+    epoch = lease->region.epoch;
+  }
+  enqueue(TransferInput{region_id, to_store, epoch});
   return Status::ok();
-}
-
-Status StoreImpl::change_peers(std::uint64_t, std::vector<PeerChangeRequest>,
-                               const RequestOptions&) {
-  return Status::not_supported("change_peers: not built yet");
-}
-void StoreImpl::async_change_peers(std::uint64_t, std::vector<PeerChangeRequest>,
-                                   const RequestOptions&, WriteCallback done) {
-  done(Status::not_supported("change_peers: not built yet"));
 }
 Status StoreImpl::merge_region(std::uint64_t, std::uint64_t, const RequestOptions&) {
   return Status::not_supported("merge_region: not built yet");

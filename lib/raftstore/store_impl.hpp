@@ -93,6 +93,7 @@ class StoreImpl final : public Store {
   struct TransferInput {
     std::uint64_t region = 0;
     std::uint64_t to_store = 0;
+    RegionEpoch epoch;  // as the request saw the region
   };
   struct SplitInput {
     std::uint64_t region = 0;
@@ -100,8 +101,14 @@ class StoreImpl final : public Store {
     Instant deadline;
     WriteCallback done;
   };
+  struct ChangePeersInput {
+    std::uint64_t region = 0;
+    std::vector<PeerChangeRequest> changes;
+    Instant deadline;
+    WriteCallback done;
+  };
   using Input = std::variant<TickInput, FrameInput, WriteInput, ReadInput, UnreachableInput,
-                             TransferInput, SplitInput>;
+                             TransferInput, SplitInput, ChangePeersInput>;
 
   // Outlives the store in timer callbacks: they check `store` under `mu`.
   struct Anchor {
@@ -165,6 +172,25 @@ class StoreImpl final : public Store {
   // Whether a message of `region` sent with `epoch` is for a peer this
   // store destroyed (its epoch is not newer than the tombstone's).
   [[nodiscard]] bool is_tombstoned(std::uint64_t region, const RegionEpoch& epoch) const;
+
+  // --- membership (change_peer.cpp, stale_peer.cpp) ---------------------------
+  void handle_change_peers(ChangePeersInput& in);
+  // After a round: destroys peers that were removed (applied their removal
+  // or were told of it) and recomputes known_stores_ when regions' peers
+  // changed. True when anything changed. REQUIRES: round_mu_ held.
+  bool update_members();
+  void refresh_known_stores();
+  // Every peer's membership_tick(), and sends what they queued.
+  void membership_tick_all();
+  // Handles a membership message (kGcPeer, kCheckStalePeer) and screens a
+  // raft message from a peer its region does not list: true when `env` is
+  // consumed and must not be stepped.
+  bool screen_envelope(const RaftEnvelope& env);
+  void send_gc_peer(const RegionMeta& region, const PeerMeta& self, const PeerMeta& stale);
+  // Whether a frame from a store that hosts no peer of a region here holds
+  // only what such a store may send: a leader's append or heartbeat to a
+  // member it adds (and snapshot chunks), or a stale check.
+  [[nodiscard]] bool unknown_store_frame_ok(const Frame& frame) const;
 
   // The lease state of the region holding `key`; nullptr when none.
   [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;

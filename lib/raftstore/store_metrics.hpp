@@ -41,6 +41,14 @@ struct StoreMetrics {
   metrics::Counter& splits;
   metrics::Counter& peers_created;
   metrics::Counter& peers_destroyed;
+  metrics::Counter& conf_changes_proposed;
+  metrics::Counter& conf_changes_applied;
+  metrics::Counter& conf_changes_rejected;  // at apply time (epoch, invalid)
+  metrics::Counter& conf_changes_refused;   // at proposal time
+  metrics::Counter& stale_checks_sent;
+  metrics::Counter& gc_peer_sent;
+  metrics::Counter& stale_peers_found;
+  metrics::Counter& transfer_leader_refused;
   metrics::Histogram& write_seconds;
   metrics::Histogram& read_seconds;
   // Frames from a store that hosts no peer of any region here.

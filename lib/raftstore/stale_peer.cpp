@@ -1,0 +1,122 @@
+// Stale peers: a peer removed from its region while it could not hear of it
+// (partitioned, or down) learns of its removal and is destroyed.
+//
+// Two ways, after TiKV's raftstore:
+//   - a peer that gets a message from a peer missing from its region, sent
+//     with an older conf_ver, answers kGcPeer (the sender was removed since);
+//   - a peer that has not heard from a leader for stale_check_ticks() asks
+//     the other peers of its region (kCheckStalePeer). A removed learner
+//     sends nothing else, and a removed voter's votes may be refused before
+//     they reach anyone (its stores no longer know it).
+// Peer ids are never reused, so "a newer epoch of the region has no peer of
+// this id" means the peer was removed for good. Store-level checks of frames
+// from stores that host no peer of a region here are here too.
+#include <fmt/format.h>
+
+#include <utility>
+
+#include "raftstore/peer.hpp"
+#include "raftstore/store_impl.hpp"
+#include "util/log.hpp"
+
+namespace kvcore::raftstore {
+
+namespace {
+
+// A leader's message to a member it has not met yet, or a stale check: what
+// a store that hosts no peer of any region here may send.
+bool allowed_from_unknown_store(const RaftEnvelope& env) {
+  if (env.extra == ExtraMessage::kCheckStalePeer) return true;
+  if (env.extra != ExtraMessage::kNone) return false;
+  return env.message.type == raft::MessageType::kAppend ||
+         env.message.type == raft::MessageType::kHeartbeat;
+}
+
+}  // namespace
+
+bool StoreImpl::unknown_store_frame_ok(const Frame& frame) const {
+  // Snapshot chunks come from a leader to a new member.
+  for (const auto& env : frame.messages) {
+    if (!allowed_from_unknown_store(env)) return false;
+  }
+  return true;
+}
+
+void StoreImpl::send_gc_peer(const RegionMeta& region, const PeerMeta& self,
+                             const PeerMeta& stale) {
+  RaftEnvelope env{region.id, self, stale, region.epoch, {}, ExtraMessage::kGcPeer};
+  env.message.type = raft::MessageType::kHeartbeat;
+  env.message.from = self.id;
+  env.message.to = stale.id;
+  Outbox out;
+  out.messages[stale.store_id].push_back(std::move(env));
+  metrics_.gc_peer_sent.inc();
+  send_outbox(out);
+}
+
+bool StoreImpl::screen_envelope(const RaftEnvelope& env) {
+  auto it = peers_.find(env.region_id);
+  Peer* peer = it == peers_.end() ? nullptr : it->second.get();
+  switch (env.extra) {
+    case ExtraMessage::kGcPeer: {
+      if (peer != nullptr && peer->peer_id() == env.to_peer.id && !peer->removed() &&
+          env.epoch.conf_ver > peer->region().epoch.conf_ver) {
+        KVCORE_LOG_INFO("store {}: region {}: peer {} was removed (told by peer {} at conf_ver "
+                        "{}); destroying it",
+                        options_.store_id, env.region_id, env.to_peer.id, env.from_peer.id,
+                        env.epoch.conf_ver);
+        metrics_.stale_peers_found.inc();
+        peer->mark_removed(env.epoch);
+      }
+      return true;
+    }
+    case ExtraMessage::kCheckStalePeer: {
+      // Answered from a live peer, or from the tombstone of one that was
+      // removed itself (the region may have left this store too).
+      const RegionMeta* region = nullptr;
+      const PeerMeta* self = nullptr;
+      if (peer != nullptr && peer->initialized() && !peer->removed()) {
+        region = &peer->region();
+        self = region->peer_by_id(peer->peer_id());
+      } else if (auto t = tombstones_.find(env.region_id);
+                 t != tombstones_.end() && t->second.peer_on_store(options_.store_id) == nullptr) {
+        // The tombstone of a peer that applied its own removal: the region
+        // exactly as it was then (other tombstones keep a peer list older
+        // than their epoch, and must not answer). Answer as the peer the
+        // asker addressed.
+        region = &t->second;
+        self = &env.to_peer;
+      }
+      if (region != nullptr && self != nullptr && region->peer_by_id(env.from_peer.id) == nullptr &&
+          env.epoch.conf_ver < region->epoch.conf_ver) {
+        send_gc_peer(*region, *self, env.from_peer);
+      }
+      return true;
+    }
+    case ExtraMessage::kNone: break;
+  }
+  if (peer == nullptr || !peer->initialized() || peer->removed()) return false;
+  const RegionMeta& region = peer->region();
+  if (region.peer_by_id(env.from_peer.id) != nullptr) return false;
+  // A peer this region does not list. With a newer conf_ver it joined in a
+  // change not applied here yet: raft handles it. Otherwise it is not a
+  // member: never step it (a stray heartbeat would unseat the leader), and
+  // tell it when it was removed since its epoch.
+  if (env.epoch.conf_ver > region.epoch.conf_ver) return false;
+  metrics_.messages_stale_peer.inc();
+  if (env.epoch.conf_ver < region.epoch.conf_ver) {
+    if (const PeerMeta* self = region.peer_by_id(peer->peer_id())) {
+      send_gc_peer(region, *self, env.from_peer);
+    }
+  }
+  return true;
+}
+
+void StoreImpl::membership_tick_all() {
+  Outbox out;
+  const Instant now = rt_->clock().now();
+  for (auto& [id, peer] : peers_) peer->membership_tick(now, out);
+  send_outbox(out);
+}
+
+}  // namespace kvcore::raftstore
