@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -15,7 +16,10 @@
 #include <utility>
 
 #include "raftstore/codec.hpp"
+#include "raftstore/keys.hpp"
 #include "raftstore/peer.hpp"
+#include "raftstore/peer_storage.hpp"
+#include "raftstore/ranges.hpp"
 #include "raftstore/store_impl.hpp"
 #include "util/log.hpp"
 
@@ -475,6 +479,33 @@ bool StoreImpl::update_members() {
   }
   if (changed) refresh_known_stores();
   return changed;
+}
+
+Status StoreImpl::clean_removed_region(std::uint64_t region_id) {
+  auto apply = read_apply_state(*kv_, region_id);
+  if (!apply.is_ok() || apply->region.peer_on_store(options_.store_id) != nullptr) {
+    return Status::ok();  // not a peer that applied its own removal
+  }
+  // What destroy_peer() would have done, had the store not stopped between
+  // applying the removal and destroying the peer.
+  raftlog::LogBatch lb;
+  lb.clean_region(region_id);
+  lb.put_state(region_id, kRegionStateKey,
+               encode_region_state(RegionLocalState{PeerState::kTombstone, apply->region,
+                                                    std::nullopt}));
+  KVCORE_RETURN_IF_ERROR(raft_engine_->write(lb, true));
+  auto batch = kv_->new_write_batch();
+  batch->delete_key(CF::kRaft, apply_state_key(region_id));
+  for (CF cf : std::array{CF::kDefault, CF::kLock, CF::kWrite}) {
+    KVCORE_RETURN_IF_ERROR(
+        delete_range_in(*kv_, *batch, cf, apply->region.start_key, apply->region.end_key));
+  }
+  KVCORE_RETURN_IF_ERROR(kv_->write(*batch, WriteOptions{}));
+  tombstones_[region_id] = apply->region;
+  metrics_.peers_destroyed.inc();
+  KVCORE_LOG_INFO("store {}: region {}: removed here before a restart; destroyed now",
+                  options_.store_id, region_id);
+  return Status::ok();
 }
 
 void StoreImpl::refresh_known_stores() {

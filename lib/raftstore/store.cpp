@@ -144,6 +144,7 @@ Status StoreImpl::start() {
       if (peer.status().code() == Code::kNotFound) {
         KVCORE_LOG_INFO("store {}: region {} skipped: {}", options_.store_id, region,
                         peer.status().to_string());
+        KVCORE_RETURN_IF_ERROR(clean_removed_region(region));
         continue;
       }
       return peer.status();

@@ -180,6 +180,10 @@ class StoreImpl final : public Store {
   // changed. True when anything changed. REQUIRES: round_mu_ held.
   bool update_members();
   void refresh_known_stores();
+  // At open: a region whose applied membership no longer has a peer here
+  // (the store stopped between applying its removal and destroying the
+  // peer) is destroyed now, data included. OK when it is not such a region.
+  [[nodiscard]] Status clean_removed_region(std::uint64_t region_id);
   // Every peer's membership_tick(), and sends what they queued.
   void membership_tick_all();
   // Handles a membership message (kGcPeer, kCheckStalePeer) and screens a
