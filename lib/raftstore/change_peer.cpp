@@ -509,14 +509,20 @@ Status StoreImpl::clean_removed_region(std::uint64_t region_id) {
 }
 
 void StoreImpl::refresh_known_stores() {
+  // Stores only join the set while the store runs: a store whose peers were
+  // all removed stays known, so the late messages of a stale peer there
+  // reach screen_envelope() (which answers them) instead of counting as bad
+  // frames. Tombstones bring them back after a restart.
   std::set<std::uint64_t> known;
-  for (const auto& [id, peer] : peers_) {
-    for (const auto& p : peer->region().peers) {
+  const auto add = [&](const RegionMeta& r) {
+    for (const auto& p : r.peers) {
       if (p.store_id != options_.store_id) known.insert(p.store_id);
     }
-  }
+  };
+  for (const auto& [id, peer] : peers_) add(peer->region());
+  for (const auto& [id, region] : tombstones_) add(region);
   std::unique_lock lock(routes_mu_);
-  known_stores_ = std::move(known);
+  known_stores_.insert(known.begin(), known.end());
 }
 
 }  // namespace kvcore::raftstore

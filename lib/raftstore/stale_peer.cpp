@@ -6,8 +6,8 @@
 //     with an older conf_ver, answers kGcPeer (the sender was removed since);
 //   - a peer that has not heard from a leader for stale_check_ticks() asks
 //     the other peers of its region (kCheckStalePeer). A removed learner
-//     sends nothing else, and a removed voter's votes may be refused before
-//     they reach anyone (its stores no longer know it).
+//     sends nothing else, and a removed voter's votes are refused by a store
+//     that never knew its store (a region that moved away while it slept).
 // Peer ids are never reused, so "a newer epoch of the region has no peer of
 // this id" means the peer was removed for good. Store-level checks of frames
 // from stores that host no peer of a region here are here too.

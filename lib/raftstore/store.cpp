@@ -151,6 +151,7 @@ Status StoreImpl::start() {
     }
     add_peer(std::move(peer).value());
   }
+  refresh_known_stores();
   refresh_status();
   raft_exec_ = rt_->make_executor(fmt::format("raft-{}", options_.store_id), 1);
   {

@@ -179,6 +179,8 @@ class StoreImpl final : public Store {
   // or were told of it) and recomputes known_stores_ when regions' peers
   // changed. True when anything changed. REQUIRES: round_mu_ held.
   bool update_members();
+  // Adds the stores of every region here (peers and tombstones) to
+  // known_stores_.
   void refresh_known_stores();
   // At open: a region whose applied membership no longer has a peer here
   // (the store stopped between applying its removal and destroying the

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,8 +87,9 @@ class Writer {
         const int i = next_++;
         kvcore::RawBatch b;
         b.put(key(i), val(i));
-        c_.store(l).async_write(std::move(b), {5000ms},
-                                [this, i](Status s) { results_[i] = std::move(s); });
+        c_.store(l).async_write(std::move(b), {5000ms}, [results = results_, i](Status s) {
+          (*results)[i] = std::move(s);
+        });
       }
       c_.sim().run_until(done, every);
     }
@@ -97,17 +99,18 @@ class Writer {
   void drain() { c_.sim().run_for(6s); }
   [[nodiscard]] std::vector<int> acked() const {
     std::vector<int> out;
-    for (const auto& [i, s] : results_) {
+    for (const auto& [i, s] : *results_) {
       if (s.is_ok()) out.push_back(i);
     }
     return out;
   }
-  [[nodiscard]] std::size_t issued() const { return results_.size(); }
+  [[nodiscard]] std::size_t issued() const { return results_->size(); }
 
  private:
   LocalCluster& c_;
   int next_;
-  std::map<int, Status> results_;
+  // Shared with the callbacks, which may outlive the Writer.
+  std::shared_ptr<std::map<int, Status>> results_ = std::make_shared<std::map<int, Status>>();
 };
 
 // Starts change_peers on `id` and returns the slot its result lands in.
