@@ -86,8 +86,8 @@ Result<ChangePeerCmd> plan_change_peers(const RegionMeta& region, std::uint64_t 
               fmt::format("change_peers: {} has no voter to demote", where));
         }
         if (p->id == leader_peer) {
-          return Status::failed_precondition(fmt::format(
-              "change_peers: {} holds the leader; transfer leadership first", where));
+          return Status::failed_precondition(
+              fmt::format("change_peers: {} holds the leader; transfer leadership first", where));
         }
         break;
       case Kind::kRemove:
@@ -153,8 +153,8 @@ Result<RegionMeta> apply_peer_changes(const RegionMeta& region, const ChangePeer
       continue;
     }
     if (next.peer_on_store(c.peer.store_id) != nullptr) {
-      return Status::invalid_argument(fmt::format("change peer: region {} has a peer on store {}",
-                                                  region.id, c.peer.store_id));
+      return Status::invalid_argument(
+          fmt::format("change peer: region {} has a peer on store {}", region.id, c.peer.store_id));
     }
     next.peers.push_back(PeerMeta{c.peer.id, c.peer.store_id, learner});
   }
@@ -180,7 +180,8 @@ raft::ConfChangeV2 to_conf_change(const ChangePeerCmd& cmd, std::string context)
 bool same_changes(const raft::ConfChangeV2& cc, const ChangePeerCmd& cmd) {
   if (cc.changes.size() != cmd.changes.size()) return false;
   for (std::size_t i = 0; i < cc.changes.size(); ++i) {
-    if (cc.changes[i].type != cmd.changes[i].type || cc.changes[i].node_id != cmd.changes[i].peer.id)
+    if (cc.changes[i].type != cmd.changes[i].type ||
+        cc.changes[i].node_id != cmd.changes[i].peer.id)
       return false;
   }
   return true;
@@ -201,9 +202,9 @@ void Peer::propose_change_peers(const std::vector<PeerChangeRequest>& changes,
     return;
   }
   if (conf_wait_) {
-    refuse(Status::failed_precondition(fmt::format(
-        "region {}: a membership change proposed at index {} is still in flight", region_.id,
-        conf_wait_->index)));
+    refuse(Status::failed_precondition(
+        fmt::format("region {}: a membership change proposed at index {} is still in flight",
+                    region_.id, conf_wait_->index)));
     return;
   }
   if (apply_state_.merge_state) {
@@ -245,8 +246,7 @@ void Peer::propose_change_peers(const std::vector<PeerChangeRequest>& changes,
   if (!s.is_ok()) {
     // With no transfer in flight, raft drops a leader's conf change only
     // while another one is unapplied: a precondition, not a transient.
-    if (s.code() == Code::kUnavailable && raw_->lead_transferee() == raft::kNoNode &&
-        is_leader()) {
+    if (s.code() == Code::kUnavailable && raw_->lead_transferee() == raft::kNoNode && is_leader()) {
       s = Status::failed_precondition(fmt::format("region {}: {}", region_.id, s.message()));
     }
     refuse(s);
@@ -268,8 +268,8 @@ void Peer::propose_leave_joint() {
   // unapplied, so calling this on every tick proposes it once at a time.
   if (raw_->propose_conf_change(to_conf_change(*rc.change_peer, encode_cmd(rc))).is_ok()) {
     ctx_.metrics->conf_changes_proposed.inc();
-    KVCORE_LOG_INFO("region {}: proposed leaving the joint configuration at index {}",
-                    region_.id, raw_->last_index());
+    KVCORE_LOG_INFO("region {}: proposed leaving the joint configuration at index {}", region_.id,
+                    raw_->last_index());
   }
 }
 
@@ -295,13 +295,12 @@ Status Peer::apply_change_peer(const raft::Entry& e) {
   auto cmd = decode_cmd(cc->context);
   if (!cmd.is_ok() || !cmd->change_peer || !same_changes(*cc, *cmd->change_peer)) {
     ctx_.metrics->applied_bad_cmds.inc();
-    return reject(Status::invalid_argument(
-        fmt::format("region {}: conf change at {} carries no matching ChangePeerCmd", region_.id,
-                    e.index)));
+    return reject(Status::invalid_argument(fmt::format(
+        "region {}: conf change at {} carries no matching ChangePeerCmd", region_.id, e.index)));
   }
   if (cmd->header.region_id != region_.id) {
-    return reject(Status::invalid_argument(fmt::format("conf change for region {} in region {}",
-                                                       cmd->header.region_id, region_.id)));
+    return reject(Status::invalid_argument(
+        fmt::format("conf change for region {} in region {}", cmd->header.region_id, region_.id)));
   }
   if (cmd->header.epoch.conf_ver != region_.epoch.conf_ver) {
     return reject(epoch_not_match(region_, cmd->header.epoch));
@@ -357,10 +356,10 @@ void Peer::finish_conf_changes() {
     auto done = std::move(conf_wait_->done);
     conf_wait_.reset();
     if (done) {
-      done(Status(Code::kUnavailable,
-                  fmt::format("region {}: membership change superseded; check regions()",
-                              region_.id),
-                  SubCode::kStaleCommand));
+      done(Status(
+          Code::kUnavailable,
+          fmt::format("region {}: membership change superseded; check regions()", region_.id),
+          SubCode::kStaleCommand));
     }
   }
   if (conf_wait_ && conf_wait_->in_joint && !apply_state_.conf_state.joint()) {
@@ -381,9 +380,7 @@ void Peer::fail_conf_change(const Status& s) {
 
 // --- Peer: ticks and stale peers ------------------------------------------------
 
-int Peer::stale_check_ticks() const noexcept {
-  return 3 * ctx_.options->election_ticks;
-}
+int Peer::stale_check_ticks() const noexcept { return 3 * ctx_.options->election_ticks; }
 
 void Peer::membership_tick(Instant now, Outbox& out) {
   if (conf_wait_ && conf_wait_->deadline <= now) {
@@ -490,9 +487,9 @@ Status StoreImpl::clean_removed_region(std::uint64_t region_id) {
   // applying the removal and destroying the peer.
   raftlog::LogBatch lb;
   lb.clean_region(region_id);
-  lb.put_state(region_id, kRegionStateKey,
-               encode_region_state(RegionLocalState{PeerState::kTombstone, apply->region,
-                                                    std::nullopt}));
+  lb.put_state(
+      region_id, kRegionStateKey,
+      encode_region_state(RegionLocalState{PeerState::kTombstone, apply->region, std::nullopt}));
   KVCORE_RETURN_IF_ERROR(raft_engine_->write(lb, true));
   auto batch = kv_->new_write_batch();
   batch->delete_key(CF::kRaft, apply_state_key(region_id));

@@ -61,10 +61,10 @@ bool StoreImpl::screen_envelope(const RaftEnvelope& env) {
     case ExtraMessage::kGcPeer: {
       if (peer != nullptr && peer->peer_id() == env.to_peer.id && !peer->removed() &&
           env.epoch.conf_ver > peer->region().epoch.conf_ver) {
-        KVCORE_LOG_INFO("store {}: region {}: peer {} was removed (told by peer {} at conf_ver "
-                        "{}); destroying it",
-                        options_.store_id, env.region_id, env.to_peer.id, env.from_peer.id,
-                        env.epoch.conf_ver);
+        KVCORE_LOG_INFO(
+            "store {}: region {}: peer {} was removed (told by peer {} at conf_ver "
+            "{}); destroying it",
+            options_.store_id, env.region_id, env.to_peer.id, env.from_peer.id, env.epoch.conf_ver);
         metrics_.stale_peers_found.inc();
         peer->mark_removed(env.epoch);
       }

@@ -341,25 +341,25 @@ TEST_CASE("bad frames are refused and counted while the cluster keeps serving") 
 
   // Well-formed frames that are not for this store, or not from a member.
   const auto other = other_than(c, l);
-  const auto frame_bytes = [&](std::uint64_t cluster, std::uint64_t from, std::uint64_t to,
-                               std::uint64_t region,
-                               kvcore::raft::MessageType type = kvcore::raft::MessageType::kHeartbeat,
-                               std::uint64_t term = 1) {
-    kvcore::raftstore::Frame f;
-    f.cluster_id = cluster;
-    f.from_store = from;
-    f.to_store = to;
-    kvcore::raftstore::RaftEnvelope env;
-    env.region_id = region;
-    env.from_peer = {from, from, false};
-    env.to_peer = {to, to, false};
-    env.message.type = type;
-    env.message.from = from;
-    env.message.to = to;
-    env.message.term = term;
-    f.messages.push_back(env);
-    return kvcore::raftstore::encode_frame(f);
-  };
+  const auto frame_bytes =
+      [&](std::uint64_t cluster, std::uint64_t from, std::uint64_t to, std::uint64_t region,
+          kvcore::raft::MessageType type = kvcore::raft::MessageType::kHeartbeat,
+          std::uint64_t term = 1) {
+        kvcore::raftstore::Frame f;
+        f.cluster_id = cluster;
+        f.from_store = from;
+        f.to_store = to;
+        kvcore::raftstore::RaftEnvelope env;
+        env.region_id = region;
+        env.from_peer = {from, from, false};
+        env.to_peer = {to, to, false};
+        env.message.type = type;
+        env.message.from = from;
+        env.message.to = to;
+        env.message.term = term;
+        f.messages.push_back(env);
+        return kvcore::raftstore::encode_frame(f);
+      };
   CHECK(s.deliver(frame_bytes(2, other, l, 1)).code() == Code::kInvalidArgument);
   CHECK(s.deliver(frame_bytes(1, other, l + 100, 1)).code() == Code::kInvalidArgument);
   // A store hosting no peer here may only send what a leader sends a new

@@ -37,11 +37,11 @@ using kvcore::test::test_seeds;
 using Kind = PeerChangeRequest::Kind;
 
 // REQUIRE that a Status is OK, showing it when it is not.
-#define REQUIRE_OK(expr)                 \
-  do {                                   \
-    const ::kvcore::Status s_ = (expr);  \
-    INFO("status: " << s_.to_string());  \
-    REQUIRE(s_.is_ok());                 \
+#define REQUIRE_OK(expr)                \
+  do {                                  \
+    const ::kvcore::Status s_ = (expr); \
+    INFO("status: " << s_.to_string()); \
+    REQUIRE(s_.is_ok());                \
   } while (false)
 
 namespace {
@@ -313,63 +313,70 @@ TEST_CASE("restarts inside a joint state: the joint state is left and the data i
       {"every store", {1, 2, 3, 4, 5}},
   };
   for (const auto& [what, crashed] : cases) {
-    const auto seed = test_seed(800);
-    INFO(replay_hint(seed) << "; crashing " << what);
-    LocalCluster c({.stores = 5, .bootstrapped = 3, .seed = seed});
-    REQUIRE(c.wait_leader() != 0);
-    if (c.leader() != 1) {
-      REQUIRE_OK(c.store(c.leader()).transfer_leader(1, 1));
-      REQUIRE(c.sim().run_until([&] { return c.leader() == 1; }, 10s));
-    }
-    for (int i = 0; i < 40; ++i) REQUIRE_OK(c.put_any(key(i), val(i)));
-    REQUIRE_OK(c.change_peers(1, 1, {{Kind::kAddLearner, 4}, {Kind::kAddLearner, 5}}));
-    REQUIRE(wait_caught_up(c, 4));
-    REQUIRE(wait_caught_up(c, 5));
+    for (auto seed : test_seeds(800, 2)) {
+      // Odd seeds run on a lossy network that delays and reorders frames.
+      const bool faulty = seed % 2 == 1;
+      INFO(replay_hint(seed) << "; crashing " << what << (faulty ? " (lossy network)" : ""));
+      LocalCluster c({.stores = 5, .bootstrapped = 3, .seed = seed});
+      if (faulty) {
+        c.net().set_drop_rate(0.03);
+        c.net().set_delay(1ms, 15ms);
+      }
+      REQUIRE(c.wait_leader() != 0);
+      if (c.leader() != 1) {
+        REQUIRE_OK(c.store(c.leader()).transfer_leader(1, 1));
+        REQUIRE(c.sim().run_until([&] { return c.leader() == 1; }, 10s));
+      }
+      for (int i = 0; i < 40; ++i) REQUIRE_OK(c.put_any(key(i), val(i)));
+      REQUIRE_OK(c.change_peers(1, 1, {{Kind::kAddLearner, 4}, {Kind::kAddLearner, 5}}));
+      REQUIRE(wait_caught_up(c, 4));
+      REQUIRE(wait_caught_up(c, 5));
 
-    auto move = start_change(c, 1,
-                             {{Kind::kAddVoter, 4},
-                              {Kind::kAddVoter, 5},
-                              {Kind::kDemoteVoter, 2},
-                              {Kind::kDemoteVoter, 3}});
-    REQUIRE(c.sim().run_until(
-        [&] {
-          auto r = region1(c, 1);
-          return r && r->joint;
-        },
-        10s));
-    for (auto id : crashed) c.crash(id);
-    // The caller of a crashed leader learns nothing certain.
-    if (std::find(crashed.begin(), crashed.end(), 1) != crashed.end()) {
-      REQUIRE(move->has_value());
-      CHECK(move->value().code() == Code::kUnavailable);
+      auto move = start_change(c, 1,
+                               {{Kind::kAddVoter, 4},
+                                {Kind::kAddVoter, 5},
+                                {Kind::kDemoteVoter, 2},
+                                {Kind::kDemoteVoter, 3}});
+      REQUIRE(c.sim().run_until(
+          [&] {
+            auto r = region1(c, 1);
+            return r && r->joint;
+          },
+          10s));
+      for (auto id : crashed) c.crash(id);
+      // The caller of a crashed leader learns nothing certain.
+      if (std::find(crashed.begin(), crashed.end(), 1) != crashed.end()) {
+        REQUIRE(move->has_value());
+        CHECK(move->value().code() == Code::kUnavailable);
+      }
+      c.sim().run_for(1s);
+      for (auto id : crashed) REQUIRE_OK(c.restart(id));
+      REQUIRE(c.sim().run_until(
+          [&] {
+            for (auto id : c.store_ids()) {
+              auto r = region1(c, id);
+              if (!r || r->joint || r->conf_ver != region1(c, 1)->conf_ver) return false;
+            }
+            return !region1(c, 1)->joint && region1(c, 1)->learner_stores.size() == 2;
+          },
+          20s));
+      for (auto id : c.store_ids()) {
+        INFO("store " << id);
+        auto r = region1(c, id);
+        CHECK(sorted(r->voter_stores) == std::vector<std::uint64_t>{1, 4, 5});
+        CHECK(sorted(r->learner_stores) == std::vector<std::uint64_t>{2, 3});
+      }
+      if (std::find(crashed.begin(), crashed.end(), 1) == crashed.end()) {
+        REQUIRE(move->has_value());
+        CHECK(move->value().is_ok());
+      }
+      REQUIRE_OK(c.put_any("later", "x"));
+      std::vector<int> keys;
+      for (int i = 0; i < 40; ++i) keys.push_back(i);
+      check_keys_on(c, 4, keys);
+      // A new change is accepted once the joint state is left.
+      REQUIRE_OK(c.change_peers(c.leader(), 1, {{Kind::kRemove, 3}}));
     }
-    c.sim().run_for(1s);
-    for (auto id : crashed) REQUIRE_OK(c.restart(id));
-    REQUIRE(c.sim().run_until(
-        [&] {
-          for (auto id : c.store_ids()) {
-            auto r = region1(c, id);
-            if (!r || r->joint || r->conf_ver != region1(c, 1)->conf_ver) return false;
-          }
-          return !region1(c, 1)->joint && region1(c, 1)->learner_stores.size() == 2;
-        },
-        20s));
-    for (auto id : c.store_ids()) {
-      INFO("store " << id);
-      auto r = region1(c, id);
-      CHECK(sorted(r->voter_stores) == std::vector<std::uint64_t>{1, 4, 5});
-      CHECK(sorted(r->learner_stores) == std::vector<std::uint64_t>{2, 3});
-    }
-    if (std::find(crashed.begin(), crashed.end(), 1) == crashed.end()) {
-      REQUIRE(move->has_value());
-      CHECK(move->value().is_ok());
-    }
-    REQUIRE_OK(c.put_any("later", "x"));
-    std::vector<int> keys;
-    for (int i = 0; i < 40; ++i) keys.push_back(i);
-    check_keys_on(c, 4, keys);
-    // A new change is accepted once the joint state is left.
-    REQUIRE_OK(c.change_peers(c.leader(), 1, {{Kind::kRemove, 3}}));
   }
 }
 
@@ -387,7 +394,8 @@ TEST_CASE("a removed peer is destroyed with its data and stays gone after a rest
   auto direct = c.change_peers(l, 1, {{Kind::kRemove, gone}});
   CHECK(direct.code() == Code::kFailedPrecondition);
   REQUIRE_OK(c.change_peers(l, 1, {{Kind::kDemoteVoter, gone}}));
-  REQUIRE(c.sim().run_until([&] { return region1(c, gone) && !region1(c, gone)->learner_stores.empty(); }, 5s));
+  REQUIRE(c.sim().run_until(
+      [&] { return region1(c, gone) && !region1(c, gone)->learner_stores.empty(); }, 5s));
   REQUIRE_OK(c.change_peers(l, 1, {{Kind::kRemove, gone}}));
   REQUIRE(c.sim().run_until([&] { return !region1(c, gone); }, 5s));
   CHECK(c.store(gone).regions().empty());

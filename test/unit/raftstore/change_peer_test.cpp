@@ -83,7 +83,7 @@ TEST_CASE("plan_change_peers refuses what does not fit the region", "[change_pee
   CHECK(code({{Kind::kDemoteVoter, 4}}) == Code::kInvalidArgument);
   CHECK(code({{Kind::kDemoteVoter, 9}}) == Code::kInvalidArgument);
   CHECK(code({{Kind::kRemove, 9}}) == Code::kInvalidArgument);
-  CHECK(code({{Kind::kRemove, 2}}) == Code::kFailedPrecondition);    // demote first
+  CHECK(code({{Kind::kRemove, 2}}) == Code::kFailedPrecondition);       // demote first
   CHECK(code({{Kind::kDemoteVoter, 1}}) == Code::kFailedPrecondition);  // the leader
   CHECK(code({{Kind::kDemoteVoter, 1}}, 2) == Code::kOk);
   // Nothing was allocated for the refused plans.
@@ -98,8 +98,9 @@ TEST_CASE("apply_peer_changes applies a ChangePeerCmd to the peer list", "[chang
   auto next = apply_peer_changes(region(), cmd);
   REQUIRE(next.is_ok());
   CHECK(next->epoch == region().epoch);  // the caller bumps conf_ver
-  CHECK(next->peers == std::vector<PeerMeta>{
-                           {1, 1, false}, {2, 2, true}, {3, 3, false}, {40, 4, false}, {50, 5, true}});
+  CHECK(next->peers ==
+        std::vector<PeerMeta>{
+            {1, 1, false}, {2, 2, true}, {3, 3, false}, {40, 4, false}, {50, 5, true}});
 
   ChangePeerCmd rm;
   rm.changes = {{ConfChangeType::kRemoveNode, {40, 4, true}}};
