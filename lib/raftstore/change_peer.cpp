@@ -410,10 +410,11 @@ void Peer::membership_tick(Instant now, Outbox& out) {
   }
 }
 
-void Peer::mark_removed(const RegionEpoch& newer) {
-  // The tombstone then drops late messages from before `newer` too.
-  region_.epoch.conf_ver = std::max(region_.epoch.conf_ver, newer.conf_ver);
-  region_.epoch.version = std::max(region_.epoch.version, newer.version);
+void Peer::mark_removed() {
+  // The tombstone keeps region_ as this peer knew it (the epoch must not
+  // outrun what it saw: a later member on this store, with a new peer id,
+  // comes with any epoch after the removal). Late messages to this peer id
+  // are dropped by id (StoreImpl::is_destroyed_peer).
   removed_ = true;
   lease_until_ = Instant::min();
 }

@@ -154,6 +154,7 @@ void Peer::step(RaftEnvelope env) {
   if (t == raft::MessageType::kAppend || t == raft::MessageType::kHeartbeat) {
     ticks_without_leader_ = 0;
   }
+  remember_sender(env.from_peer);
   Status s = raw_->step(std::move(env.message));
   if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: step: {}", region_.id, s.to_string());
 }
@@ -161,6 +162,7 @@ void Peer::step(RaftEnvelope env) {
 void Peer::add_chunk(SnapshotChunk chunk) {
   ctx_.metrics->snapshot_chunks_received.inc();
   ticks_without_leader_ = 0;
+  remember_sender(chunk.from_peer);
   const auto& meta = chunk.message.snapshot->metadata;
   Assembly& a = assemblies_[chunk.from_peer.id];
   const bool same = a.msg_term == chunk.message.term && a.snap_index == meta.index &&
@@ -220,7 +222,11 @@ Status Peer::not_leader() const {
 }
 
 const PeerMeta* Peer::peer_meta(std::uint64_t peer_id) const {
-  return peer_id == 0 ? nullptr : region_.peer_by_id(peer_id);
+  if (peer_id == 0) return nullptr;
+  if (const PeerMeta* p = region_.peer_by_id(peer_id)) return p;
+  // A peer of a membership this peer has not applied yet (a new leader).
+  auto it = peer_cache_.find(peer_id);
+  return it == peer_cache_.end() ? nullptr : &it->second;
 }
 
 void Peer::propose(WriteRequest req) {

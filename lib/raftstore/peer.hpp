@@ -157,9 +157,9 @@ class Peer {
   // Ticks without a leader's message after which a peer asks whether it is
   // still a member.
   [[nodiscard]] int stale_check_ticks() const noexcept;
-  // Told by a peer whose region, at `newer`, no longer has this peer: the
-  // peer is stale and will be destroyed (its tombstone takes `newer`).
-  void mark_removed(const RegionEpoch& newer);
+  // Told (or shown) that a newer epoch of the region no longer has this
+  // peer: it is stale, and the store destroys it at the end of the round.
+  void mark_removed();
   // The peer applied its own removal, or was told of it: the store
   // destroys it at the end of the round.
   [[nodiscard]] bool removed() const noexcept { return removed_; }
@@ -228,6 +228,11 @@ class Peer {
   void fail_conf_change(const Status& s);
   // Proposes the empty ChangePeerCmd that leaves a joint state (leader).
   void propose_leave_joint();
+  // Learns the store of a peer that talks to it but is not in region_ (TiKV's
+  // peer cache): a peer that lags behind a membership change, or an
+  // uninitialized one that knows only the peer that made it, must still be
+  // able to answer a new leader until it applies the change or a snapshot.
+  void remember_sender(const PeerMeta& from);
 
   void step_snapshot(SnapshotChunk header, std::string data);
   void send(const raft::Message& m, Outbox& out);
@@ -288,7 +293,10 @@ class Peer {
   std::vector<StagedConfChange> staged_conf_;
   bool removed_ = false;
   bool members_changed_ = false;
-  int ticks_without_leader_ = 0;  // since a leader's message (followers)
+  // Ticks since a leader's message (followers).
+  int ticks_without_leader_ = 0;
+  // Senders region_ does not list (remember_sender).
+  std::map<std::uint64_t, PeerMeta> peer_cache_;
 };
 
 }  // namespace kvcore::raftstore

@@ -66,7 +66,7 @@ bool StoreImpl::screen_envelope(const RaftEnvelope& env) {
             "{}); destroying it",
             options_.store_id, env.region_id, env.to_peer.id, env.from_peer.id, env.epoch.conf_ver);
         metrics_.stale_peers_found.inc();
-        peer->mark_removed(env.epoch);
+        peer->mark_removed();
       }
       return true;
     }
@@ -95,7 +95,30 @@ bool StoreImpl::screen_envelope(const RaftEnvelope& env) {
     }
     case ExtraMessage::kNone: break;
   }
-  if (peer == nullptr || !peer->initialized() || peer->removed()) return false;
+  if (peer == nullptr) {
+    // A late message to a peer this store destroyed (the tombstone's epoch
+    // alone does not catch one sent between what a stale peer knew and its
+    // removal).
+    if (is_destroyed_peer(env.region_id, env.to_peer.id)) {
+      metrics_.messages_stale_peer.inc();
+      return true;
+    }
+    return false;
+  }
+  if (peer->removed()) return false;
+  if (env.to_peer.id != peer->peer_id() && env.epoch.conf_ver > peer->region().epoch.conf_ver) {
+    // A newer epoch has another peer on this store: this one was removed
+    // (a region has one peer per store, and ids are never reused). It goes
+    // now, so that the next message makes the new member.
+    KVCORE_LOG_INFO(
+        "store {}: region {}: peer {} was replaced by peer {} at conf_ver {}; "
+        "destroying it",
+        options_.store_id, env.region_id, peer->peer_id(), env.to_peer.id, env.epoch.conf_ver);
+    metrics_.stale_peers_found.inc();
+    peer->mark_removed();
+    return true;
+  }
+  if (!peer->initialized()) return false;
   const RegionMeta& region = peer->region();
   if (region.peer_by_id(env.from_peer.id) != nullptr) return false;
   // A peer this region does not list. With a newer conf_ver it joined in a
@@ -110,6 +133,24 @@ bool StoreImpl::screen_envelope(const RaftEnvelope& env) {
     }
   }
   return true;
+}
+
+void Peer::remember_sender(const PeerMeta& from) {
+  if (from.id == 0 || region_.peer_by_id(from.id) != nullptr) return;
+  peer_cache_.insert_or_assign(from.id, from);
+  if (!initialized_) {
+    // Its peer list is only a book of who talked to it (stale checks ask
+    // them); a snapshot replaces it.
+    region_.peers.push_back(from);
+    members_changed_ = true;
+  }
+}
+
+bool StoreImpl::is_destroyed_peer(std::uint64_t region_id, std::uint64_t peer_id) const {
+  auto it = tombstones_.find(region_id);
+  if (it == tombstones_.end()) return false;
+  const PeerMeta* p = it->second.peer_by_id(peer_id);
+  return p != nullptr && p->store_id == options_.store_id;
 }
 
 void StoreImpl::membership_tick_all() {

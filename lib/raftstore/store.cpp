@@ -246,7 +246,10 @@ void StoreImpl::handle(Input& in) {
   if (auto* f = std::get_if<FrameInput>(&in)) {
     for (auto& env : f->frame.messages) {
       if (screen_envelope(env)) continue;
-      if (is_tombstoned(env.region_id, env.epoch)) {
+      // A tombstone guards against recreating a destroyed peer; once the
+      // store is a member again (a new peer id), the live peer's checks
+      // apply instead (a new member's messages carry an empty epoch).
+      if (peers_.count(env.region_id) == 0 && is_tombstoned(env.region_id, env.epoch)) {
         metrics_.messages_stale_peer.inc();
         continue;
       }
@@ -268,7 +271,7 @@ void StoreImpl::handle(Input& in) {
       peer.step(std::move(env));
     }
     for (auto& chunk : f->frame.chunks) {
-      if (is_tombstoned(chunk.region_id, chunk.epoch)) {
+      if (peers_.count(chunk.region_id) == 0 && is_tombstoned(chunk.region_id, chunk.epoch)) {
         metrics_.messages_stale_peer.inc();
         continue;
       }

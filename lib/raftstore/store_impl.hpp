@@ -193,6 +193,8 @@ class StoreImpl final : public Store {
   // consumed and must not be stepped.
   bool screen_envelope(const RaftEnvelope& env);
   void send_gc_peer(const RegionMeta& region, const PeerMeta& self, const PeerMeta& stale);
+  // Whether `peer_id` is this store's peer in the tombstone of `region_id`.
+  [[nodiscard]] bool is_destroyed_peer(std::uint64_t region_id, std::uint64_t peer_id) const;
   // Whether a frame from a store that hosts no peer of a region here holds
   // only what such a store may send: a leader's append or heartbeat to a
   // member it adds (and snapshot chunks), or a stale check.
