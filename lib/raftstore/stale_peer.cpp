@@ -106,6 +106,13 @@ bool StoreImpl::screen_envelope(const RaftEnvelope& env) {
     return false;
   }
   if (peer->removed()) return false;
+  if (env.to_peer.id != peer->peer_id() && (is_destroyed_peer(env.region_id, env.to_peer.id) ||
+                                            is_tombstoned(env.region_id, env.epoch))) {
+    // A late message to an earlier peer of this store, which is a member
+    // again under a new id.
+    metrics_.messages_stale_peer.inc();
+    return true;
+  }
   if (env.to_peer.id != peer->peer_id() && env.epoch.conf_ver > peer->region().epoch.conf_ver) {
     // A newer epoch has another peer on this store: this one was removed
     // (a region has one peer per store, and ids are never reused). It goes
