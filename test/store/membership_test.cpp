@@ -105,6 +105,19 @@ class Writer {
     }
     return out;
   }
+  // Writes refused with an answer that means "certainly not applied"
+  // (docs/store.md): they must have no effect.
+  [[nodiscard]] std::vector<int> refused() const {
+    std::vector<int> out;
+    for (const auto& [i, s] : *results_) {
+      const auto sub = s.sub_code();
+      if (sub == SubCode::kNotLeader || sub == SubCode::kKeyNotInRegion ||
+          sub == SubCode::kProposalDropped || sub == SubCode::kStaleCommand) {
+        out.push_back(i);
+      }
+    }
+    return out;
+  }
   [[nodiscard]] std::size_t issued() const { return results_->size(); }
 
  private:
@@ -795,6 +808,12 @@ TEST_CASE("a region moves around five stores under crashes and partitions withou
       auto got = c.get_any(key(i));
       REQUIRE(got.is_ok());
       CHECK(got->value_or("<none>") == val(i));
+    }
+    INFO("refused " << w.refused().size());
+    for (int i : w.refused()) {
+      auto got = c.get_any(key(i));
+      REQUIRE(got.is_ok());
+      CHECK(!got->has_value());
     }
   }
 }
