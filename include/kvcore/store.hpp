@@ -343,7 +343,10 @@ class Store {
 
   // Asks the leader of `region_id` (this store's peer) to hand leadership to
   // the peer on `to_store`. Returns once asked; watch regions() for the
-  // outcome.
+  // outcome. InvalidArgument when `to_store` has no voter of the region (no
+  // peer, or a learner); Unavailable/NotLeader when this store does not lead
+  // it; Unavailable/RegionNotFound when the region has no peer here. OK and
+  // nothing asked when `to_store` is this store.
   [[nodiscard]] virtual Status transfer_leader(std::uint64_t region_id, std::uint64_t to_store) = 0;
 
   // Splits region `region_id` (this store's peer must lead it) at
@@ -365,7 +368,14 @@ class Store {
   // Done when the change is applied on this store and any joint state is
   // left. A voter is added by adding a learner, letting it catch up, then
   // promoting it; it is removed by demoting it, then removing the learner.
-  // FailedPrecondition while another change or a merge is in flight.
+  // FailedPrecondition while another change or a merge is in flight, in a
+  // joint state, for a voter removed directly, for the leader demoted
+  // (transfer leadership first), and for a learner promoted before it caught
+  // up; InvalidArgument when a change does not fit the region (a learner
+  // added where the store has a peer, a removal where it has none, two
+  // changes for one store, ...). Unavailable/StaleCommand when a leader
+  // change replaced the proposal (check regions()); DeadlineExceeded when
+  // not done in time (the change may still happen).
   [[nodiscard]] virtual Status change_peers(std::uint64_t region_id,
                                             std::vector<PeerChangeRequest> changes,
                                             const RequestOptions& opts = {}) = 0;

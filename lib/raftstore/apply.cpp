@@ -48,15 +48,7 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries, ApplyBatch& 
     if (e.index <= apply_state_.applied_index) continue;
     Status result;
     if (e.type == raft::EntryType::kConfChange) {
-      auto cc = raft::decode_conf_change(e.data);
-      if (cc.is_ok()) {
-        Status err;
-        apply_state_.conf_state = raw_->apply_conf_change(*cc, &err);
-        if (err.is_ok()) ++region_.epoch.conf_ver;
-        result = err;
-      } else {
-        result = cc.status();
-      }
+      result = apply_change_peer(e);
       sync = true;
     } else if (!e.data.empty()) {
       auto cmd = decode_cmd(e.data);
@@ -151,6 +143,7 @@ Status Peer::post_apply(const Status& write_status) {
   }
   const Instant now = ctx_.clock->now();
   for (auto& r : st.results) complete_proposals(r.index, r.term, r.status, now);
+  finish_conf_changes();
   serve_waiting_reads();
   publish_lease();
   return Status::ok();
@@ -270,6 +263,7 @@ Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*rou
     range_changed_ = true;
   }
   initialized_ = true;
+  members_changed_ = members_changed_ || !(region_.peers == st.region.peers);
   region_ = st.region;
   apply_state_ = std::move(st);
   log_bytes_ = 0;

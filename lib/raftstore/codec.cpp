@@ -127,6 +127,23 @@ std::optional<raft::ConfChangeType> from_pb(pb::ConfChangeType t) {
   }
 }
 
+pb::ExtraMessage to_pb(ExtraMessage e) {
+  switch (e) {
+    case ExtraMessage::kNone: return pb::EXTRA_MESSAGE_NONE;
+    case ExtraMessage::kGcPeer: return pb::EXTRA_MESSAGE_GC_PEER;
+    case ExtraMessage::kCheckStalePeer: return pb::EXTRA_MESSAGE_CHECK_STALE_PEER;
+  }
+  return static_cast<pb::ExtraMessage>(kNoSuchEnumValue);
+}
+std::optional<ExtraMessage> from_pb(pb::ExtraMessage e) {
+  switch (e) {
+    case pb::EXTRA_MESSAGE_NONE: return ExtraMessage::kNone;
+    case pb::EXTRA_MESSAGE_GC_PEER: return ExtraMessage::kGcPeer;
+    case pb::EXTRA_MESSAGE_CHECK_STALE_PEER: return ExtraMessage::kCheckStalePeer;
+    default: return std::nullopt;
+  }
+}
+
 pb::EntryType to_pb(raft::EntryType t) {
   switch (t) {
     case raft::EntryType::kNormal: return pb::ENTRY_TYPE_NORMAL;
@@ -384,6 +401,7 @@ void put(const RaftEnvelope& m, pb::RaftEnvelope* p) {
   put(m.epoch, p->mutable_epoch());
   put(m.message, p->mutable_message());
   p->set_hibernate(m.hibernate);
+  if (m.extra != ExtraMessage::kNone) p->set_extra(to_pb(m.extra));
 }
 
 void put(const SnapshotChunk& c, pb::SnapshotChunk* p) {
@@ -745,10 +763,21 @@ Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check, Fram
       return refuse(FrameReject::kBadMessage,
                     bad_message("message", idx, m.region_id, s.message()));
     }
+    const auto extra = from_pb(pm.extra());
+    if (!extra) {
+      return refuse(FrameReject::kBadMessage,
+                    bad_message("message", idx, m.region_id,
+                                "extra message " + enum_num(pm.extra()) + " out of range"));
+    }
+    m.extra = *extra;
     std::string problem = route_problem(m.region_id, m.from_peer, m.to_peer, m.message,
                                         frame.from_store, check.self_store);
     if (problem.empty() && m.message.type == raft::MessageType::kSnapshot) {
       problem = "a snapshot message outside a chunk";
+    }
+    if (problem.empty() && m.extra != ExtraMessage::kNone &&
+        (!m.message.entries.empty() || m.message.snapshot)) {
+      problem = "an extra message carrying raft entries";
     }
     if (!problem.empty()) {
       return refuse(FrameReject::kBadMessage, bad_message("message", idx, m.region_id, problem));

@@ -88,7 +88,7 @@ bool Peer::idle_leader() const {
     return false;
   }
   if (raw_->lead_transferee() != raft::kNoNode || apply_state_.merge_state ||
-      apply_state_.conf_state.joint()) {
+      apply_state_.conf_state.joint() || conf_wait_ || !staged_conf_.empty() || merging()) {
     return false;
   }
   const raft::Index last = raw_->last_index();

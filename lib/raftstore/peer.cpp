@@ -159,6 +159,10 @@ void Peer::step(RaftEnvelope env) {
     if (hibernating_) wake();
   }
   if (!heartbeat) active_since_tick_ = true;
+  if (type == raft::MessageType::kAppend || type == raft::MessageType::kHeartbeat) {
+    ticks_without_leader_ = 0;
+  }
+  remember_sender(env.from_peer);
   Status s = raw_->step(std::move(env.message));
   if (!s.is_ok()) KVCORE_LOG_DEBUG("region {}: step: {}", region_.id, s.to_string());
   // The leader's word that the region sleeps: follow it when up to date.
@@ -175,6 +179,8 @@ void Peer::add_chunk(SnapshotChunk chunk) {
   ctx_.metrics->snapshot_chunks_received.inc();
   wake();
   schedule();
+  ticks_without_leader_ = 0;
+  remember_sender(chunk.from_peer);
   const auto& meta = chunk.message.snapshot->metadata;
   Assembly& a = assemblies_[chunk.from_peer.id];
   const bool same = a.msg_term == chunk.message.term && a.snap_index == meta.index &&
@@ -239,7 +245,11 @@ Status Peer::not_leader() const {
 }
 
 const PeerMeta* Peer::peer_meta(std::uint64_t peer_id) const {
-  return peer_id == 0 ? nullptr : region_.peer_by_id(peer_id);
+  if (peer_id == 0) return nullptr;
+  if (const PeerMeta* p = region_.peer_by_id(peer_id)) return p;
+  // A peer of a membership this peer has not applied yet (a new leader).
+  auto it = peer_cache_.find(peer_id);
+  return it == peer_cache_.end() ? nullptr : &it->second;
 }
 
 void Peer::propose(WriteRequest req) {
@@ -395,6 +405,7 @@ void Peer::fail_reads(const Status& s) {
 
 void Peer::fail_all(const Status& s) {
   fail_reads(s);
+  fail_conf_change(s);
   for (auto& w : waiting_reads_) w.req.fail(s);
   waiting_reads_.clear();
   for (auto& p : proposals_) {

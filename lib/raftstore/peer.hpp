@@ -228,6 +228,34 @@ class Peer {
   // written; the store creates their peers).
   [[nodiscard]] std::vector<RegionMeta> take_split_results() { return std::move(split_results_); }
 
+  // --- membership (change_peer.cpp, stale_peer.cpp) ---------------------------
+  [[nodiscard]] std::uint64_t peer_id() const noexcept { return self_peer_; }
+  // Proposes the membership change `changes` as one raft conf change
+  // (ChangePeerV2); new peers get ids from `alloc_id`. `done` completes when
+  // the change is applied here and the joint state it enters (several
+  // changes) is left. Refused with FailedPrecondition while a change is in
+  // flight, the region is joint or merging, or the change would demote the
+  // leader, remove a voter, or promote a learner that has not caught up;
+  // InvalidArgument for a request that does not fit the region.
+  void propose_change_peers(const std::vector<PeerChangeRequest>& changes,
+                            const std::function<Result<std::uint64_t>()>& alloc_id,
+                            Instant deadline, WriteCallback done);
+  // Once per tick: expires the pending change, proposes the leave of a
+  // joint state (leader), and after stale_check_ticks() without hearing
+  // from a leader queues kCheckStalePeer to the region's other peers.
+  void membership_tick(Instant now, Outbox& out);
+  // Ticks without a leader's message after which a peer asks whether it is
+  // still a member.
+  [[nodiscard]] int stale_check_ticks() const noexcept;
+  // Told (or shown) that a newer epoch of the region no longer has this
+  // peer: it is stale, and the store destroys it at the end of the round.
+  void mark_removed();
+  // The peer applied its own removal, or was told of it: the store
+  // destroys it at the end of the round.
+  [[nodiscard]] bool removed() const noexcept { return removed_; }
+  // True once after the region's peers changed (conf change or snapshot).
+  [[nodiscard]] bool take_members_changed() { return std::exchange(members_changed_, false); }
+
  private:
   struct Proposal {
     raft::Index index = 0;
@@ -267,6 +295,34 @@ class Peer {
   };
 
   Peer(const PeerContext& ctx, RegionMeta region, ApplyState apply, std::uint64_t self_peer);
+
+  // A change_peers() waiting for its entry (and then for the leave).
+  struct ConfChangeWait {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    bool in_joint = false;  // its entry applied and entered a joint state
+    Instant deadline;
+    WriteCallback done;
+  };
+  // A conf-change entry apply_entries() staged for post_apply().
+  struct StagedConfChange {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    Status result;
+    bool entered_joint = false;
+  };
+  // Applies one kConfChange entry to region_ and raft (change_peer.cpp).
+  [[nodiscard]] Status apply_change_peer(const raft::Entry& e);
+  // Completes conf_wait_ from what was applied (post_apply).
+  void finish_conf_changes();
+  void fail_conf_change(const Status& s);
+  // Proposes the empty ChangePeerCmd that leaves a joint state (leader).
+  void propose_leave_joint();
+  // Learns the store of a peer that talks to it but is not in region_ (TiKV's
+  // peer cache): a peer that lags behind a membership change, or an
+  // uninitialized one that knows only the peer that made it, must still be
+  // able to answer a new leader until it applies the change or a snapshot.
+  void remember_sender(const PeerMeta& from);
 
   void step_snapshot(SnapshotChunk header, std::string data);
   void send(const raft::Message& m, Outbox& out);
@@ -351,6 +407,15 @@ class Peer {
   bool sleep_heartbeat_sent_ = false;
   int idle_ticks_ = 0;
   bool active_since_tick_ = false;  // a proposal, read or non-heartbeat message
+  // Membership.
+  std::optional<ConfChangeWait> conf_wait_;
+  std::vector<StagedConfChange> staged_conf_;
+  bool removed_ = false;
+  bool members_changed_ = false;
+  // Ticks since a leader's message (followers).
+  int ticks_without_leader_ = 0;
+  // Senders region_ does not list (remember_sender).
+  std::map<std::uint64_t, PeerMeta> peer_cache_;
 };
 
 }  // namespace kvcore::raftstore

@@ -159,6 +159,7 @@ Status StoreImpl::start() {
       if (peer.status().code() == Code::kNotFound) {
         KVCORE_LOG_INFO("store {}: region {} skipped: {}", options_.store_id, region,
                         peer.status().to_string());
+        KVCORE_RETURN_IF_ERROR(clean_removed_region(region));
         continue;
       }
       return peer.status();
@@ -169,6 +170,7 @@ Status StoreImpl::start() {
     std::lock_guard lock(round_mu_);
     KVCORE_RETURN_IF_ERROR(drop_covered_peers());
   }
+  refresh_known_stores();
   refresh_status();
   opened_at_ = rt_->clock().now();
   // Pools only on real threads: a simulation steps everything on its one
@@ -230,6 +232,8 @@ void StoreImpl::fail_input(Input& in, const Status& s) {
     if (sp->done) sp->done(s);
   } else if (auto* m = std::get_if<MergeInput>(&in)) {
     if (m->done) m->done(s);
+  } else if (auto* cp = std::get_if<ChangePeersInput>(&in)) {
+    if (cp->done) cp->done(s);
   }
 }
 
@@ -275,11 +279,16 @@ void StoreImpl::handle(Input& in) {
     maybe_split_check();
     expire_merges(rt_->clock().now());
     check_merges();
+    membership_tick_all();
     return;
   }
   if (auto* f = std::get_if<FrameInput>(&in)) {
     for (auto& env : f->frame.messages) {
-      if (is_tombstoned(env.region_id, env.epoch)) {
+      if (screen_envelope(env)) continue;
+      // A tombstone guards against recreating a destroyed peer; once the
+      // store is a member again (a new peer id), the live peer's checks
+      // apply instead (a new member's messages carry an empty epoch).
+      if (peers_.count(env.region_id) == 0 && is_tombstoned(env.region_id, env.epoch)) {
         metrics_.messages_stale_peer.inc();
         continue;
       }
@@ -301,7 +310,7 @@ void StoreImpl::handle(Input& in) {
       peer.enqueue_message(std::move(env));
     }
     for (auto& chunk : f->frame.chunks) {
-      if (is_tombstoned(chunk.region_id, chunk.epoch)) {
+      if (peers_.count(chunk.region_id) == 0 && is_tombstoned(chunk.region_id, chunk.epoch)) {
         metrics_.messages_stale_peer.inc();
         continue;
       }
@@ -381,11 +390,21 @@ void StoreImpl::handle(Input& in) {
   }
   if (auto* t = std::get_if<TransferInput>(&in)) {
     auto it = peers_.find(t->region);
-    if (it != peers_.end()) {
-      Status s = it->second->transfer_leader(t->to_store);
-      if (!s.is_ok()) KVCORE_LOG_INFO("transfer leader: {}", s.to_string());
+    Status s = it == peers_.end() ? region_not_found(t->region) : Status::ok();
+    if (s.is_ok() && !(it->second->region().epoch == t->epoch)) {
+      s = Status(Code::kUnavailable,
+                 fmt::format("region {} changed since the transfer was asked", t->region),
+                 SubCode::kEpochNotMatch);
     }
+    if (s.is_ok()) s = it->second->transfer_leader(t->to_store);
+    if (!s.is_ok()) {
+      metrics_.transfer_leader_refused.inc();
+      KVCORE_LOG_INFO("store {}: transfer leader of region {} to store {}: {}", options_.store_id,
+                      t->region, t->to_store, s.to_string());
+    }
+    return;
   }
+  if (auto* cp = std::get_if<ChangePeersInput>(&in)) handle_change_peers(*cp);
 }
 
 void StoreImpl::run_round() {
@@ -446,7 +465,12 @@ void StoreImpl::run_round_locked() {
   changed.swap(status_dirty_);
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
-  if (update_regions()) {
+  std::vector<std::uint64_t> worked_ids;
+  worked_ids.reserve(round_peers_.size());
+  for (const Peer* p : round_peers_) worked_ids.push_back(p->region_id());
+  const bool regions_changed = update_regions();
+  const bool members_changed = update_members(worked_ids);
+  if (regions_changed || members_changed) {
     refresh_status();
   } else {
     refresh_status(changed);
@@ -728,11 +752,16 @@ Status StoreImpl::deliver(std::string_view bytes) {
     return frame.status();
   }
   {
+    // A store that hosts no peer of a region here may only introduce a
+    // region (a leader's first messages to a new member) or ask whether its
+    // peer is stale.
     std::shared_lock lock(routes_mu_);
-    if (known_stores_.count(frame->from_store) == 0) {
+    if (known_stores_.count(frame->from_store) == 0 && !unknown_store_frame_ok(*frame)) {
       metrics_.bad_frames_unknown_store.inc();
-      return Status::invalid_argument(fmt::format(
-          "frame from store {}, which hosts no peer of a region here", frame->from_store));
+      return Status::invalid_argument(
+          fmt::format("frame from store {}, which hosts no peer of a region here, holds "
+                      "messages only a member may send",
+                      frame->from_store));
     }
   }
   metrics_.frames_received.inc();
@@ -750,21 +779,29 @@ Status StoreImpl::deliver(std::string_view bytes) {
 void StoreImpl::report_unreachable(std::uint64_t store_id) { enqueue(UnreachableInput{store_id}); }
 
 Status StoreImpl::transfer_leader(std::uint64_t region_id, std::uint64_t to_store) {
+  std::shared_ptr<LeaseState> lease;
   {
     std::shared_lock lock(routes_mu_);
-    if (by_region_.count(region_id) == 0) return region_not_found(region_id);
+    auto it = by_region_.find(region_id);
+    if (it == by_region_.end()) return region_not_found(region_id);
+    lease = it->second;
   }
-  enqueue(TransferInput{region_id, to_store});
+  RegionEpoch epoch;
+  {
+    std::lock_guard lock(lease->mu);
+    const PeerMeta* target = lease->region.peer_on_store(to_store);
+    if (target == nullptr || target->learner) {
+      metrics_.transfer_leader_refused.inc();
+      return Status::invalid_argument(
+          fmt::format("transfer leader: region {} has no voter on store {}{}", region_id, to_store,
+                      target != nullptr ? " (its peer there is a learner)" : ""));
+    }
+    if (!lease->leader) return refuse_not_leader(*lease);
+    if (to_store == options_.store_id) return Status::ok();
+    epoch = lease->region.epoch;
+  }
+  enqueue(TransferInput{region_id, to_store, epoch});
   return Status::ok();
-}
-
-Status StoreImpl::change_peers(std::uint64_t, std::vector<PeerChangeRequest>,
-                               const RequestOptions&) {
-  return Status::not_supported("change_peers: not built yet");
-}
-void StoreImpl::async_change_peers(std::uint64_t, std::vector<PeerChangeRequest>,
-                                   const RequestOptions&, WriteCallback done) {
-  done(Status::not_supported("change_peers: not built yet"));
 }
 
 std::map<std::uint64_t, std::unique_ptr<Peer>>::iterator StoreImpl::create_peer(

@@ -101,6 +101,7 @@ class StoreImpl final : public Store {
   struct TransferInput {
     std::uint64_t region = 0;
     std::uint64_t to_store = 0;
+    RegionEpoch epoch;  // as the request saw the region
   };
   struct SplitInput {
     std::uint64_t region = 0;
@@ -121,8 +122,15 @@ class StoreImpl final : public Store {
     Instant deadline;
     WriteCallback done;
   };
+  struct ChangePeersInput {
+    std::uint64_t region = 0;
+    std::vector<PeerChangeRequest> changes;
+    Instant deadline;
+    WriteCallback done;
+  };
   using Input = std::variant<TickInput, FrameInput, WriteInput, ReadInput, UnreachableInput,
-                             TransferInput, SplitInput, SplitCheckDone, MergeInput>;
+                             TransferInput, SplitInput, SplitCheckDone, MergeInput,
+                             ChangePeersInput>;
   // A merge_region() call waiting for its outcome on this store.
   struct MergeWaiter {
     Instant deadline;
@@ -316,6 +324,33 @@ class StoreImpl final : public Store {
   [[nodiscard]] Status drop_covered_peers();
   void complete_merge(std::uint64_t source, const Status& s);
   void expire_merges(Instant now);
+
+  // --- membership (change_peer.cpp, stale_peer.cpp) ---------------------------
+  void handle_change_peers(ChangePeersInput& in);
+  // After a round: destroys peers that were removed (applied their removal
+  // or were told of it) and recomputes known_stores_ when regions' peers
+  // changed. True when anything changed. REQUIRES: round_mu_ held.
+  bool update_members(const std::vector<std::uint64_t>& worked);
+  // Adds the stores of every region here (peers and tombstones) to
+  // known_stores_.
+  void refresh_known_stores();
+  // At open: a region whose applied membership no longer has a peer here
+  // (the store stopped between applying its removal and destroying the
+  // peer) is destroyed now, data included. OK when it is not such a region.
+  [[nodiscard]] Status clean_removed_region(std::uint64_t region_id);
+  // Every peer's membership_tick(), and sends what they queued.
+  void membership_tick_all();
+  // Handles a membership message (kGcPeer, kCheckStalePeer) and screens a
+  // raft message from a peer its region does not list: true when `env` is
+  // consumed and must not be stepped.
+  bool screen_envelope(const RaftEnvelope& env);
+  void send_gc_peer(const RegionMeta& region, const PeerMeta& self, const PeerMeta& stale);
+  // Whether `peer_id` is this store's peer in the tombstone of `region_id`.
+  [[nodiscard]] bool is_destroyed_peer(std::uint64_t region_id, std::uint64_t peer_id) const;
+  // Whether a frame from a store that hosts no peer of a region here holds
+  // only what such a store may send: a leader's append or heartbeat to a
+  // member it adds (and snapshot chunks), or a stale check.
+  [[nodiscard]] bool unknown_store_frame_ok(const Frame& frame) const;
 
   // The lease state of the region holding `key`; nullptr when none.
   [[nodiscard]] std::shared_ptr<LeaseState> route(std::string_view key) const;

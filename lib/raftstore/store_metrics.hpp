@@ -51,6 +51,14 @@ struct StoreMetrics {
   metrics::Counter& rounds_deferred_apply;
   metrics::Counter& store_heartbeats;
   metrics::Counter& parallel_passes;
+  metrics::Counter& conf_changes_proposed;
+  metrics::Counter& conf_changes_applied;
+  metrics::Counter& conf_changes_rejected;  // at apply time (epoch, invalid)
+  metrics::Counter& conf_changes_refused;   // at proposal time
+  metrics::Counter& stale_checks_sent;
+  metrics::Counter& gc_peer_sent;
+  metrics::Counter& stale_peers_found;
+  metrics::Counter& transfer_leader_refused;
   metrics::Histogram& write_seconds;
   metrics::Histogram& read_seconds;
   // Frames from a store that hosts no peer of any region here.

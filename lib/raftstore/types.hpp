@@ -219,6 +219,21 @@ struct RaftCmd {
 
 // --- Frames: what stores send each other -----------------------------------
 
+// What an envelope carries besides raft's own messages (TiKV's extra
+// messages). An extra envelope is never stepped into raft: its `message`
+// only names the two peers (from, to), as a heartbeat of term 0.
+enum class ExtraMessage : std::uint8_t {
+  kNone,  // a raft message
+  // "You were removed from the region": the sender's region, at `epoch`,
+  // newer than the receiver's, no longer has the receiving peer, which
+  // destroys itself (TiKV's tombstone message).
+  kGcPeer,
+  // "Am I still a member?": sent by a peer that has not heard from a leader
+  // for a while to the other peers of its region; a peer that knows a newer
+  // epoch without the sender answers kGcPeer.
+  kCheckStalePeer,
+};
+
 // One raft message for one peer of one region. A kSnapshot message never
 // travels here (see SnapshotChunk).
 struct RaftEnvelope {
@@ -230,6 +245,7 @@ struct RaftEnvelope {
   // On a leader's heartbeat: the region is idle and the leader stops
   // ticking; a follower that is up to date stops too (hibernation).
   bool hibernate = false;
+  ExtraMessage extra = ExtraMessage::kNone;
 };
 
 // A piece of a kSnapshot message. The snapshot's data is cut into chunks,

@@ -341,26 +341,31 @@ TEST_CASE("bad frames are refused and counted while the cluster keeps serving") 
 
   // Well-formed frames that are not for this store, or not from a member.
   const auto other = other_than(c, l);
-  const auto frame_bytes = [&](std::uint64_t cluster, std::uint64_t from, std::uint64_t to,
-                               std::uint64_t region) {
-    kvcore::raftstore::Frame f;
-    f.cluster_id = cluster;
-    f.from_store = from;
-    f.to_store = to;
-    kvcore::raftstore::RaftEnvelope env;
-    env.region_id = region;
-    env.from_peer = {from, from, false};
-    env.to_peer = {to, to, false};
-    env.message.type = kvcore::raft::MessageType::kHeartbeat;
-    env.message.from = from;
-    env.message.to = to;
-    env.message.term = 1;
-    f.messages.push_back(env);
-    return kvcore::raftstore::encode_frame(f);
-  };
+  const auto frame_bytes =
+      [&](std::uint64_t cluster, std::uint64_t from, std::uint64_t to, std::uint64_t region,
+          kvcore::raft::MessageType type = kvcore::raft::MessageType::kHeartbeat,
+          std::uint64_t term = 1) {
+        kvcore::raftstore::Frame f;
+        f.cluster_id = cluster;
+        f.from_store = from;
+        f.to_store = to;
+        kvcore::raftstore::RaftEnvelope env;
+        env.region_id = region;
+        env.from_peer = {from, from, false};
+        env.to_peer = {to, to, false};
+        env.message.type = type;
+        env.message.from = from;
+        env.message.to = to;
+        env.message.term = term;
+        f.messages.push_back(env);
+        return kvcore::raftstore::encode_frame(f);
+      };
   CHECK(s.deliver(frame_bytes(2, other, l, 1)).code() == Code::kInvalidArgument);
   CHECK(s.deliver(frame_bytes(1, other, l + 100, 1)).code() == Code::kInvalidArgument);
-  CHECK(s.deliver(frame_bytes(1, 77, l, 1)).code() == Code::kInvalidArgument);
+  // A store hosting no peer here may only send what a leader sends a new
+  // member (append, heartbeat, snapshot) or a stale-peer check.
+  CHECK(s.deliver(frame_bytes(1, 77, l, 1, kvcore::raft::MessageType::kVote)).code() ==
+        Code::kInvalidArgument);
   CHECK(s.deliver(frame_bytes(1, other, l, 0)).code() == Code::kInvalidArgument);
   const std::string text2 = s.metrics_text();
   for (const char* reason : {"cluster_id", "wrong_store", "unknown_store", "bad_message"}) {
@@ -368,7 +373,16 @@ TEST_CASE("bad frames are refused and counted while the cluster keeps serving") 
     CHECK(text2.find(fmt::format("kvcore_bad_frames_total{{reason=\"{}\"}} 0\n", reason)) ==
           std::string::npos);
   }
+  // Such a heartbeat passes the frame checks, but a peer its region does not
+  // list is never stepped, however high its term: the leader stays.
+  const auto dropped = s.metric("kvcore_raft_messages_dropped_total{reason=\"peer\"}");
+  const auto term = c.store(l).regions().front().term;
+  CHECK(s.deliver(frame_bytes(1, 77, l, 1, kvcore::raft::MessageType::kHeartbeat, term + 100))
+            .is_ok());
   c.sim().run_for(1s);
+  CHECK(s.metric("kvcore_raft_messages_dropped_total{reason=\"peer\"}") == dropped + 1);
+  CHECK(c.leader() == l);
+  CHECK(c.store(l).regions().front().term == term);
   REQUIRE(c.put_any("b", "2").is_ok());
   CHECK(c.get_any("a")->value_or("") == "1");
   CHECK(c.get_any("b")->value_or("") == "2");

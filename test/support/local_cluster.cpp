@@ -34,6 +34,10 @@ LocalCluster::LocalCluster(LocalClusterOptions options)
     : options_(std::move(options)), sim_(options_.seed), net_(sim_) {
   std::vector<std::uint64_t> ids;
   for (std::uint64_t id = 1; id <= options_.stores; ++id) ids.push_back(id);
+  std::vector<std::uint64_t> voters = ids;
+  if (options_.bootstrapped != 0 && options_.bootstrapped < ids.size()) {
+    voters.resize(options_.bootstrapped);
+  }
 
   for (std::uint64_t id : ids) {
     Node& n = nodes_[id];
@@ -58,7 +62,8 @@ LocalCluster::LocalCluster(LocalClusterOptions options)
     if (options_.tune) options_.tune(o);
     o.runtime = n.view.get();
 
-    if (Status s = Store::bootstrap(o, ids); !s.is_ok()) fail("bootstrap", id, s);
+    if (id > voters.size()) continue;
+    if (Status s = Store::bootstrap(o, voters); !s.is_ok()) fail("bootstrap", id, s);
   }
   for (std::uint64_t id : ids) {
     if (Status s = restart(id); !s.is_ok()) fail("open", id, s);
@@ -235,6 +240,19 @@ Result<std::vector<KvPair>> LocalCluster::scan(std::uint64_t id, std::string_vie
                        [slot](R r) { slot->emplace(std::move(r)); });
   if (!drive([&] { return slot->has_value(); }, timeout)) {
     return Status::internal("store " + std::to_string(id) + " never answered a scan");
+  }
+  return std::move(**slot);
+}
+
+Status LocalCluster::change_peers(std::uint64_t id, std::uint64_t region,
+                                  std::vector<PeerChangeRequest> changes,
+                                  std::chrono::milliseconds timeout) {
+  if (!running(id)) return Status::unavailable("store " + std::to_string(id) + " is down");
+  auto slot = make_slot<Status>();
+  store(id).async_change_peers(region, std::move(changes), RequestOptions{timeout},
+                               [slot](Status s) { *slot = std::move(s); });
+  if (!drive([&] { return slot->has_value(); }, timeout)) {
+    return Status::internal("store " + std::to_string(id) + " never answered change_peers");
   }
   return std::move(**slot);
 }

@@ -15,8 +15,9 @@
 // from kvcore::test::test_seed()/test_seeds() so KVCORE_SEED replays it.
 //
 // Each store has its own temporary directory (removed with the cluster),
-// store ids are 1..N, the cluster id is 1, and every store is bootstrapped
-// with all N as the voters of region 1.
+// store ids are 1..N, the cluster id is 1, and stores 1..bootstrapped are
+// bootstrapped with those stores as the voters of region 1; the others
+// start empty (fresh stores that membership changes can add).
 //
 // Thread-safety: none; use it only from the thread that built it.
 #pragma once
@@ -42,8 +43,11 @@
 namespace kvcore::test {
 
 struct LocalClusterOptions {
-  // Stores 1..stores, all voters of region 1.
+  // Stores 1..stores.
   std::size_t stores = 3;
+  // Stores 1..bootstrapped are the voters of region 1; the rest start with
+  // no region. 0: every store.
+  std::size_t bootstrapped = 0;
   // Seeds the SimRuntime, and through it every random choice of the run.
   std::uint64_t seed = 1;
   // kMemory puts user data at "mem:<dir>/kv" (crash() can then drop its
@@ -132,6 +136,10 @@ class LocalCluster {
   Result<std::vector<KvPair>> scan(std::uint64_t id, std::string_view start, std::string_view end,
                                    std::size_t limit = 0, bool reverse = false,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Store::async_change_peers on store `id`, run until it completes.
+  Status change_peers(std::uint64_t id, std::uint64_t region,
+                      std::vector<PeerChangeRequest> changes,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // --- requests that find the leader ---
   // Start at leader() (or any running store), follow NotLeader hints, and

@@ -302,6 +302,12 @@ TEST_CASE("decode_frame refuses messages with bad routing", "[codec]") {
   bad([](RaftEnvelope& m) { m.message.from += 1; });
   const std::string s = bad([](RaftEnvelope& m) { m.message.type = MessageType::kSnapshot; });
   CHECK(s.find("outside a chunk") != std::string_view::npos);
+  // Membership messages carry no raft payload.
+  const std::string e = bad([](RaftEnvelope& m) {
+    m.extra = ExtraMessage::kGcPeer;
+    m.message.entries.push_back({});
+  });
+  CHECK(e.find("extra message") != std::string_view::npos);
 
   // One bad message refuses the whole frame, wherever it is.
   Frame f = good;

@@ -173,6 +173,9 @@ inline RaftEnvelope some_envelope(Rng& rng, MessageType type) {
   env.epoch = {some_u64(rng), some_u64(rng)};
   env.message = some_message(rng, type, env.from_peer.id, env.to_peer.id);
   env.hibernate = type == MessageType::kHeartbeat && rng.chance(0.5);
+  if (env.message.entries.empty() && !env.message.snapshot && rng.chance(0.2)) {
+    env.extra = rng.chance(0.5) ? ExtraMessage::kGcPeer : ExtraMessage::kCheckStalePeer;
+  }
   return env;
 }
 
@@ -215,6 +218,7 @@ inline void check_same(const RaftEnvelope& a, const RaftEnvelope& b) {
   CHECK(a.epoch == b.epoch);
   CHECK(a.message == b.message);
   CHECK(a.hibernate == b.hibernate);
+  CHECK(a.extra == b.extra);
 }
 inline void check_same(const SnapshotChunk& a, const SnapshotChunk& b) {
   CHECK(a.region_id == b.region_id);
