@@ -127,23 +127,57 @@ std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate,
     return leader != nullptr;
   });
   std::fprintf(stderr, "regions bench: 3 stores open, splitting into %zu regions...\n", regions);
-  if (regions > 1) {
-    std::vector<std::string> keys;
-    for (std::size_t r = 1; r < regions; ++r) keys.push_back(region_key(r));
-    Status s = leader->split_region(1, keys, RequestOptions{std::chrono::minutes(5)});
-    if (!s.is_ok()) fail("split", s);
-  }
-  std::fprintf(stderr, "regions bench: split applied, waiting for %zu leaders...\n", regions);
-  wait("leaders of every region", [&] {
+  // The regions are made in steps of at most kStep by splitting the last
+  // region, each step's regions electing (and, with hibernation, falling
+  // asleep) before the next: a store accumulates idle regions over time, and
+  // 10,000 regions all electing at once would keep two cores busier than
+  // what is measured here (the store holding them idle).
+  constexpr std::size_t kStep = 1000;
+  const auto all_led = [&](std::size_t n) {
     for (const auto& st : c->stores) {
       const auto rs = st->regions();
-      if (rs.size() != regions) return false;
+      if (rs.size() != n) return false;
       for (const auto& r : rs) {
         if (r.leader_store == 0) return false;
       }
     }
     return true;
-  });
+  };
+  const auto asleep = [&] {
+    std::uint64_t n = 0;
+    for (const auto& st : c->stores) n += st->metric("kvcore_region_hibernations_total");
+    return n;
+  };
+  for (std::size_t made = 1; made < regions;) {
+    const std::size_t to = std::min(regions, made + kStep);
+    std::vector<std::string> keys;
+    for (std::size_t r = made; r < to; ++r) keys.push_back(region_key(r));
+    // The last region holds everything from region_key(made - 1) on.
+    const std::string last_start = made == 1 ? std::string() : region_key(made - 1);
+    Store* lead = nullptr;
+    std::uint64_t last_id = 0;
+    wait("the last region's leader", [&] {
+      lead = c->leader_of_key(last_start);
+      if (lead == nullptr) return false;
+      for (const auto& r : lead->regions()) {
+        if (r.start_key == last_start) last_id = r.region_id;
+      }
+      return last_id != 0;
+    });
+    Status s = lead->split_region(last_id, keys, RequestOptions{std::chrono::minutes(5)});
+    if (!s.is_ok()) fail("split", s);
+    wait("leaders of every region", [&] { return all_led(to); });
+    if (hibernate) {
+      const auto give_up = SteadyClock::now() + std::chrono::seconds(60);
+      while (asleep() < 3 * (to - 1) && SteadyClock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    std::fprintf(stderr, "regions bench: %zu of %zu regions made and led, %llu peers asleep\n", to,
+                 regions, static_cast<unsigned long long>(asleep()));
+    made = to;
+  }
+  wait("leaders of every region", [&] { return all_led(regions); });
   std::fprintf(stderr, "regions bench: %zu regions led\n", regions);
   c->regions = regions;
   c->leader_of = std::vector<std::atomic<Store*>>(regions);
