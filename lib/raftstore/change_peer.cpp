@@ -209,7 +209,7 @@ void Peer::propose_change_peers(const std::vector<PeerChangeRequest>& changes,
                     region_.id, conf_wait_->index)));
     return;
   }
-  if (apply_state_.merge_state) {
+  if (merging()) {
     refuse(Status::failed_precondition(fmt::format("region {} is merging", region_.id)));
     return;
   }

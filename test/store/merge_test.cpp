@@ -281,10 +281,46 @@ TEST_CASE("merges that cannot be done are refused") {
   REQUIRE(run_merge(c, now_leader, mid, 1).is_ok());
   c.sim().run_for(2s);
   CHECK(c.get_any(key(60))->value_or("") == "still");
-  // TODO(lead, after merging branch `member`): a merge while a ChangePeer is
-  // pending on the source (a conf change entry past the applied index) is
-  // refused with FailedPrecondition; check_prepare_merge already refuses
-  // kConfChange entries in the gap and joint configurations.
+}
+
+TEST_CASE("a merge is refused while a membership change is pending on the source") {
+  for (auto seed : kvcore::test::test_seeds(925, 3)) {
+    INFO(replay_hint(seed));
+    LocalCluster c(LocalClusterOptions{.seed = seed});
+    REQUIRE(c.wait_leader() != 0);
+    for (int i = 0; i < 100; i += 10) REQUIRE(c.put_any(key(i), val(i)).is_ok());
+    const auto target = split_at(c, 1, key(50));
+    const auto leader = c.wait_leader(10s, 1);
+    REQUIRE(leader != 0);
+    // The followers hear nothing, so the change stays proposed, uncommitted.
+    std::vector<std::uint64_t> followers;
+    for (auto id : c.store_ids()) {
+      if (id != leader) followers.push_back(id);
+    }
+    for (auto f : followers) c.net().isolate(f);
+    bool change_done = false;
+    Status change;
+    c.store(leader).async_change_peers(
+        1, {{kvcore::PeerChangeRequest::Kind::kDemoteVoter, followers[0]}}, {},
+        [&](Status s) {
+          change = std::move(s);
+          change_done = true;
+        });
+    c.sim().run_for(50ms);
+    REQUIRE_FALSE(change_done);
+    const Status s = run_merge(c, leader, 1, target, 2s);
+    INFO(s.to_string());
+    CHECK(s.code() == Code::kFailedPrecondition);
+    CHECK(c.store(leader).metric(kPrepared) == 0);
+
+    // The change then completes, and the source still serves.
+    c.net().heal();
+    REQUIRE(c.sim().run_until([&] { return change_done; }, 15s));
+    CHECK(change.is_ok());
+    REQUIRE(c.put_any(key(7), "after").is_ok());
+    CHECK(c.get_any(key(7))->value_or("") == "after");
+    CHECK(c.get_any(key(10))->value_or("") == val(10));
+  }
 }
 
 TEST_CASE("a merge whose target changed rolls back, and the source serves again") {
