@@ -21,6 +21,7 @@
 #include "raftstore/peer_storage.hpp"
 #include "raftstore/ranges.hpp"
 #include "raftstore/store_impl.hpp"
+#include "raftstore/wait_for.hpp"
 #include "util/log.hpp"
 
 namespace kvcore::raftstore {
@@ -439,20 +440,7 @@ void StoreImpl::async_change_peers(std::uint64_t region_id, std::vector<PeerChan
 
 Status StoreImpl::change_peers(std::uint64_t region_id, std::vector<PeerChangeRequest> changes,
                                const RequestOptions& opts) {
-  struct Slot {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Status> value;
-  };
-  auto slot = std::make_shared<Slot>();
-  async_change_peers(region_id, std::move(changes), opts, [slot](Status s) {
-    std::lock_guard lock(slot->mu);
-    slot->value = std::move(s);
-    slot->cv.notify_one();
-  });
-  std::unique_lock lock(slot->mu);
-  slot->cv.wait(lock, [&] { return slot->value.has_value(); });
-  return std::move(*slot->value);
+  return wait_for<Status>([&](auto cb) { async_change_peers(region_id, std::move(changes), opts, std::move(cb)); });
 }
 
 void StoreImpl::handle_change_peers(ChangePeersInput& in) {

@@ -15,6 +15,7 @@
 #include "raftstore/codec.hpp"
 #include "raftstore/peer.hpp"
 #include "raftstore/store_impl.hpp"
+#include "raftstore/wait_for.hpp"
 #include "util/log.hpp"
 
 namespace kvcore::raftstore {
@@ -348,20 +349,7 @@ void StoreImpl::async_merge_region(std::uint64_t source_region, std::uint64_t ta
 
 Status StoreImpl::merge_region(std::uint64_t source_region, std::uint64_t target_region,
                                const RequestOptions& opts) {
-  struct Slot {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<Status> value;
-  };
-  auto slot = std::make_shared<Slot>();
-  async_merge_region(source_region, target_region, opts, [slot](Status s) {
-    std::lock_guard lock(slot->mu);
-    slot->value = std::move(s);
-    slot->cv.notify_one();
-  });
-  std::unique_lock lock(slot->mu);
-  slot->cv.wait(lock, [&] { return slot->value.has_value(); });
-  return std::move(*slot->value);
+  return wait_for<Status>([&](auto cb) { async_merge_region(source_region, target_region, opts, std::move(cb)); });
 }
 
 void StoreImpl::handle_merge(MergeInput& in) {

@@ -8,34 +8,10 @@
 #include <utility>
 
 #include "raftstore/store_impl.hpp"
+#include "raftstore/wait_for.hpp"
 
 namespace kvcore::raftstore {
 
-namespace {
-
-// Runs an async call and waits for its callback. REQUIRES: not on a store
-// thread nor on a simulation's thread (see store.hpp). A mutex and a
-// condition variable, not std::promise: libstdc++'s set_value makes a futex
-// call every time.
-template <class T, class Call>
-T wait_for(Call&& call) {
-  struct Slot {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<T> value;
-  };
-  auto slot = std::make_shared<Slot>();
-  call([slot](T v) {
-    std::lock_guard lock(slot->mu);
-    slot->value.emplace(std::move(v));
-    slot->cv.notify_one();
-  });
-  std::unique_lock lock(slot->mu);
-  slot->cv.wait(lock, [&] { return slot->value.has_value(); });
-  return std::move(*slot->value);
-}
-
-}  // namespace
 
 std::shared_ptr<LeaseState> StoreImpl::route(std::string_view key) const {
   std::shared_lock lock(routes_mu_);
