@@ -4,7 +4,9 @@
 //                   RealRuntime each, one MemoryNetwork), region 1 split
 //                   into N regions (N = 1, 64, 1024) whose leaders sit on
 //                   the store that led region 1; 64 writer threads each put
-//                   new keys into regions picked at random. The figure is
+//                   new keys, spread at random over the same key space
+//                   whatever N (only how it is cut into regions changes,
+//                   so the engine sees the same keys). The figure is
 //                   items/s; bench/store_ratios.py divides N by 1 (one raft
 //                   log sync per round across all regions is what keeps the
 //                   ratio near 1).
@@ -44,12 +46,24 @@ using SteadyClock = std::chrono::steady_clock;
   std::exit(1);
 }
 
-// Region r of n holds the keys "r<8 hex digits of r>..."; region 0 also
-// everything below.
-std::string region_key(std::uint64_t r) {
+// Keys are "r<8 hex digits of a slot>..." with slots [0, kSlots): every run
+// writes the same key distribution (a slot picked at random per put), and
+// only how the slots are cut into regions changes. Region r of n starts at
+// slot_key(first_slot(r, n)); region 0 also holds everything below.
+constexpr std::uint64_t kSlots = 1 << 20;
+
+std::string slot_key(std::uint64_t slot) {
   char buf[24];
-  std::snprintf(buf, sizeof buf, "r%08llx", static_cast<unsigned long long>(r & 0xffffffffULL));
+  std::snprintf(buf, sizeof buf, "r%08llx", static_cast<unsigned long long>(slot & 0xffffffffULL));
   return buf;
+}
+std::uint64_t first_slot(std::uint64_t r, std::uint64_t n) { return r * kSlots / n; }
+// The region of n holding `slot`.
+std::uint64_t region_of_slot(std::uint64_t slot, std::uint64_t n) {
+  std::uint64_t r = slot * n / kSlots;
+  while (r + 1 < n && first_slot(r + 1, n) <= slot) ++r;
+  while (r > 0 && first_slot(r, n) > slot) --r;
+  return r;
 }
 
 struct ManyRegions {
@@ -151,9 +165,10 @@ std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate,
   for (std::size_t made = 1; made < regions;) {
     const std::size_t to = std::min(regions, made + kStep);
     std::vector<std::string> keys;
-    for (std::size_t r = made; r < to; ++r) keys.push_back(region_key(r));
-    // The last region holds everything from region_key(made - 1) on.
-    const std::string last_start = made == 1 ? std::string() : region_key(made - 1);
+    for (std::size_t r = made; r < to; ++r) keys.push_back(slot_key(first_slot(r, regions)));
+    // The last region holds everything from its first slot on.
+    const std::string last_start =
+        made == 1 ? std::string() : slot_key(first_slot(made - 1, regions));
     Store* lead = nullptr;
     std::uint64_t last_id = 0;
     wait("the last region's leader", [&] {
@@ -184,7 +199,9 @@ std::unique_ptr<ManyRegions> open_many(std::size_t regions, bool hibernate,
   for (const auto& r : leader->regions()) {
     Store* l = c->store(r.leader_store);
     const std::size_t index =
-        r.start_key.empty() ? 0 : std::strtoull(r.start_key.c_str() + 1, nullptr, 16);
+        r.start_key.empty()
+            ? 0
+            : region_of_slot(std::strtoull(r.start_key.c_str() + 1, nullptr, 16), regions);
     c->leader_of[index].store(l);
   }
   return c;
@@ -231,11 +248,12 @@ void BM_RegionsPut(benchmark::State& state) {
   std::int64_t done = 0;
   for (auto _ : state) {
     ManyRegions& c = *g_many;
-    const std::uint64_t r = rng() % c.regions;
+    const std::uint64_t slot = rng() % kSlots;
+    const std::uint64_t r = region_of_slot(slot, c.regions);
     char suffix[32];
     std::snprintf(suffix, sizeof suffix, "-%02d-%010llu", state.thread_index(),
                   static_cast<unsigned long long>(seq++));
-    const std::string key = region_key(r) + suffix;
+    const std::string key = slot_key(slot) + suffix;
     Store* s = c.leader_of[r].load();
     Status st = s->put(key, std::string(100, 'v'));
     for (int retry = 0; !st.is_ok() && retry < 50; ++retry) {

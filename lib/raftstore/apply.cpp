@@ -118,6 +118,7 @@ Status Peer::post_apply(const Status& write_status) {
     raftlog::LogBatch lb;
     Status cs = storage_->log().compact(lb, st.compact->compact_index);
     if (cs.is_ok()) cs = ctx_.raft_engine->write(lb, false);
+    storage_->invalidate();
     if (cs.is_ok()) {
       ctx_.metrics->log_compactions.inc();
       log_bytes_ = 0;
@@ -257,6 +258,7 @@ Status Peer::apply_snapshot(const raft::Snapshot& snap, raftlog::LogBatch& /*rou
                    st.merge_state ? PeerState::kMerging : PeerState::kNormal, st.region,
                    st.merge_state}));
   KVCORE_RETURN_IF_ERROR(ctx_.raft_engine->write(lb, true));
+  storage_->invalidate();
 
   if (!initialized_ || region_.start_key != st.region.start_key ||
       region_.end_key != st.region.end_key) {

@@ -477,6 +477,9 @@ Status Peer::finish_ready(Outbox& out, ApplyBatch& ab) {
   if (!pending_ready_) return Status::ok();
   raft::Ready rd = std::move(*pending_ready_);
   pending_ready_.reset();
+  // The round's raft log write is done: appends may have moved the log's
+  // first index (a follower's log restarting after a gap).
+  if (!rd.entries.empty() || !rd.snapshot.empty()) storage_->invalidate();
   for (const auto& m : rd.persisted_messages) send(m, out);
   if (!rd.committed_entries.empty()) {
     ctx_.metrics->committed_entries.inc(rd.committed_entries.size());

@@ -35,7 +35,17 @@ class PeerStorage final : public raft::Storage {
     return log_.entries(lo, hi, max_bytes);
   }
   [[nodiscard]] Result<raft::Term> term(raft::Index i) const override { return log_.term(i); }
-  [[nodiscard]] Result<raft::Index> first_index() const override { return log_.first_index(); }
+  // Cached: the raft core asks for it on every has_ready(), and it is a
+  // state-record lookup in the raft log engine. REQUIRES: invalidate() after
+  // every raft log write that can move it (compaction, snapshot, appends).
+  [[nodiscard]] Result<raft::Index> first_index() const override {
+    if (!first_index_) {
+      KVCORE_ASSIGN_OR_RETURN(raft::Index i, log_.first_index());
+      first_index_ = i;
+    }
+    return *first_index_;
+  }
+  void invalidate() noexcept { first_index_.reset(); }
   [[nodiscard]] Result<raft::Index> last_index() const override { return log_.last_index(); }
   // A snapshot of the region's data at the applied index (generated once per
   // applied index and kept until a newer one is needed).
@@ -50,6 +60,7 @@ class PeerStorage final : public raft::Storage {
   Engine& kv_;
   const std::uint64_t region_;
   mutable std::optional<raft::Snapshot> cached_;
+  mutable std::optional<raft::Index> first_index_;
   mutable std::uint64_t generated_ = 0;
 };
 
