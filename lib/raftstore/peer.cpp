@@ -647,7 +647,7 @@ RegionStatus Peer::status() const {
   s.commit_index = raw_->committed();
   s.applied_index = apply_state_.applied_index;
   s.first_log_index = storage_->first_index().value_or(0);
-  s.last_log_index = storage_->last_index().value_or(0);
+  s.last_log_index = raw_->last_index();  // the raft core's view: no log engine lookup
   {
     std::lock_guard lock(lease_->mu);
     s.lease_valid = lease_->leader && lease_->lease_until > ctx_.clock->now();
