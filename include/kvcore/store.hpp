@@ -122,7 +122,7 @@ struct StoreOptions {
   // carries those entries to a lagging peer, so the gap bounds its size.
   std::uint64_t merge_max_log_gap = 128;
 
-  // Rounds (see docs/store.md, "Rounds and thread pools"). A round takes the
+  // Rounds (see docs/store.md, "How it works"). A round takes the
   // regions with work, steps them on raft_pollers threads, writes all their
   // raft log appends in one write with one sync, then applies their
   // committed entries on apply_pollers threads (one kv write per thread).
