@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -68,6 +69,11 @@ struct FrameCheck {
 // is 0, or whose offset + size exceeds total_bytes.
 [[nodiscard]] Result<Frame> decode_frame(std::string_view bytes, const FrameCheck& check,
                                          FrameReject* reject);
+
+// The one-byte code of a column family in snapshot data records (its proto
+// ColumnFamily number); nullopt for an unknown code.
+[[nodiscard]] std::uint8_t cf_wire_code(CF cf) noexcept;
+[[nodiscard]] std::optional<CF> cf_from_wire_code(std::uint8_t code) noexcept;
 
 // Snapshot data: everything a region holds in the kv engine at one applied
 // index, as one byte string, built by appending records and checked by a
