@@ -52,21 +52,16 @@ void StoreImpl::run_round_locked() {
   // Persist and apply until quiet, a few times at most, so new inputs are
   // not kept waiting behind a long chain of readies.
   std::uint64_t fsyncs = 0;
-  std::vector<Peer*> touched;  // whose status may have changed
   for (int pass = 0; pass < 4; ++pass) {
     std::vector<Peer*> readied;
     if (!run_pass(work, pass == 0, start, &readied, &fsyncs)) return;
-    if (pass == 0) touched = work;
     if (readied.empty()) break;
     work = std::move(readied);
   }
   metrics_.fsyncs_per_round.observe(static_cast<double>(fsyncs));
   // Peers with work left (mail beyond the per-round bound, a new Ready)
   // go back in line.
-  for (Peer* p : work) {
-    if (p->has_mail() || p->has_ready()) schedule_peer(*p);
-  }
-  for (Peer* p : touched) {
+  for (Peer* p : round_peers_) {
     if (p->has_mail() || p->has_ready()) schedule_peer(*p);
   }
   // Only a Ready changes what regions() shows (leases are read when asked).
