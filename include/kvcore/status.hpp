@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -76,6 +77,9 @@ enum class SubCode : std::uint8_t {
   kWriteConflict,  // a newer commit conflicts (Code::kAborted)
   kTxnNotFound,    // the transaction's primary lock is gone
   kDeadlock,       // the lock wait would close a cycle (Code::kAborted)
+  // Conditional writes.
+  kConditionFailed,  // a RawBatch::expect() did not hold (Code::kFailedPrecondition,
+                     // ConditionFailedDetail)
 };
 
 std::string_view to_string(Code code) noexcept;
@@ -120,6 +124,17 @@ struct RegionInfo {
 struct EpochNotMatchDetail final : StatusDetail {
   std::uint64_t region_id = 0;  // the region the request was routed to
   std::vector<RegionInfo> current_regions;
+  [[nodiscard]] std::string describe() const override;
+};
+
+// Detail of SubCode::kConditionFailed: a conditional write (RawBatch::expect)
+// found its expected keys holding other values, and wrote nothing. `actual`
+// has one entry per expect() of the batch, in the order of the calls: the
+// key and its value (nullopt: absent) as read at the point in the region's
+// log where the write applied, so the caller learns what it raced with and
+// can retry from there.
+struct ConditionFailedDetail final : StatusDetail {
+  std::vector<std::pair<std::string, std::optional<std::string>>> actual;
   [[nodiscard]] std::string describe() const override;
 };
 

@@ -201,7 +201,11 @@ struct RequestOptions {
   std::uint64_t region_conf_ver = 0;
 };
 
-// An atomic group of writes to user data, applied all or nothing.
+// An atomic group of writes to user data, applied all or nothing, and
+// optionally conditional (compare-and-set, see expect()).
+//
+// Thread-safety: a RawBatch is a plain value; use one from one thread at a
+// time.
 class RawBatch {
  public:
   enum class OpKind : std::uint8_t { kPut, kDelete, kDeleteRange };
@@ -209,6 +213,11 @@ class RawBatch {
     OpKind kind = OpKind::kPut;
     std::string key;    // kDeleteRange: the start of the range
     std::string value;  // kDeleteRange: the end of the range (exclusive)
+  };
+  // One expect() call: `key` must hold `expected` (nullopt: be absent).
+  struct Condition {
+    std::string key;
+    std::optional<std::string> expected;
   };
 
   void put(std::string_view key, std::string_view value) {
@@ -220,12 +229,36 @@ class RawBatch {
     ops_.push_back({OpKind::kDeleteRange, std::string(start), std::string(end)});
   }
 
+  // Makes the batch conditional: when it applies, `key` must hold
+  // `expected` (nullopt: be absent), for every expect() of the batch, or
+  // nothing of it applies. Checked at apply time in log order, against the
+  // data as every earlier write of the region left it, so a conditional
+  // batch is an atomic compare-and-set over its keys (a key may be both
+  // expected and written; expect(k, nullopt) + put(k, v) creates k only if
+  // absent). When a condition does not hold, the write fails with
+  // FailedPrecondition/ConditionFailed and a ConditionFailedDetail giving the
+  // value of every expected key at that point, in the order of the expect()
+  // calls. The expected keys count as keys of the batch: they must lie in
+  // the same region as its ops (Store::write). A batch needs at least one op;
+  // conditions alone are refused as an empty batch.
+  void expect(std::string_view key, std::optional<std::string_view> expected) {
+    conditions_.push_back(
+        {std::string(key), expected ? std::optional<std::string>(*expected) : std::nullopt});
+  }
+
   [[nodiscard]] const std::vector<Op>& ops() const noexcept { return ops_; }
+  [[nodiscard]] const std::vector<Condition>& conditions() const noexcept { return conditions_; }
+  // True when the batch has no ops (whatever its conditions).
   [[nodiscard]] bool empty() const noexcept { return ops_.empty(); }
-  void clear() noexcept { ops_.clear(); }
+  // Drops the ops and the conditions.
+  void clear() noexcept {
+    ops_.clear();
+    conditions_.clear();
+  }
 
  private:
   std::vector<Op> ops_;
+  std::vector<Condition> conditions_;
 };
 
 struct KvPair {
@@ -329,9 +362,14 @@ class Store {
   // range (NotLeader otherwise, checked before anything is proposed).
   [[nodiscard]] virtual Status delete_range(std::string_view start, std::string_view end,
                                             const RequestOptions& opts = {}) = 0;
-  // All keys of a batch must lie in one region (InvalidArgument/
-  // KeyNotInRegion otherwise, with an EpochNotMatchDetail naming the
-  // regions).
+  // All keys of a batch, its expected keys included, must lie in one region
+  // (InvalidArgument/KeyNotInRegion otherwise, with an EpochNotMatchDetail
+  // naming the regions). A conditional batch whose conditions do not hold
+  // when it applies fails with FailedPrecondition/ConditionFailed and a
+  // ConditionFailedDetail, having written nothing (RawBatch::expect). Its
+  // other outcomes are those of any write: a DeadlineExceeded or Unavailable
+  // one may still apply later, so a retry of the same conditional batch
+  // that fails with ConditionFailed may be seeing its own first attempt.
   [[nodiscard]] virtual Status write(RawBatch batch, const RequestOptions& opts = {}) = 0;
 
   virtual void async_get(std::string_view key, const RequestOptions& opts, GetCallback done) = 0;

@@ -10,6 +10,9 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "raftstore/codec.hpp"
@@ -34,6 +37,59 @@ Status add_ops(const Engine& kv, WriteBatch& batch, const std::vector<WriteOp>& 
     }
   }
   return Status::ok();
+}
+
+// The value `key` (CF default) has at this point of the apply: the last
+// write of it staged in `ab` (earlier entries of this apply batch, possibly
+// of other regions, none of them written yet), else the kv engine's. Every
+// earlier entry of the key's region is one or the other: entries applied in
+// an earlier batch were written before their post_apply.
+Result<std::optional<std::string>> value_at_apply(const Engine& kv, const ApplyBatch& ab,
+                                                  std::string_view key) {
+  for (auto cmd = ab.staged_writes.rbegin(); cmd != ab.staged_writes.rend(); ++cmd) {
+    for (auto op = cmd->rbegin(); op != cmd->rend(); ++op) {
+      if (op->cf != CF::kDefault) continue;
+      switch (op->kind) {
+        case WriteOpKind::kPut:
+          if (op->key == key) return std::optional<std::string>(op->value);
+          break;
+        case WriteOpKind::kDelete:
+          if (op->key == key) return std::optional<std::string>();
+          break;
+        case WriteOpKind::kDeleteRange:
+          if (key >= op->key && (op->value.empty() || key < op->value)) {
+            return std::optional<std::string>();
+          }
+          break;
+      }
+    }
+  }
+  return kv.get(CF::kDefault, key);
+}
+
+// OK when every condition holds at this point of the apply; otherwise
+// FailedPrecondition/ConditionFailed with the actual value of every
+// condition's key. An engine read error is returned in *engine_error (the
+// store cannot go on applying), not as the command's result.
+Status check_conditions(const Engine& kv, const ApplyBatch& ab,
+                        const std::vector<WriteCondition>& conditions, Status* engine_error) {
+  auto detail = std::make_shared<ConditionFailedDetail>();
+  detail->actual.reserve(conditions.size());
+  std::size_t failed = 0;
+  for (const auto& c : conditions) {
+    auto actual = value_at_apply(kv, ab, c.key);
+    if (!actual.is_ok()) {
+      *engine_error = actual.status();
+      return Status::ok();
+    }
+    if (*actual != c.expected) ++failed;
+    detail->actual.emplace_back(c.key, std::move(actual).value());
+  }
+  if (failed == 0) return Status::ok();
+  return Status(
+      Code::kFailedPrecondition,
+      fmt::format("{} of {} conditions of the batch do not hold", failed, conditions.size()),
+      SubCode::kConditionFailed, std::move(detail));
 }
 
 }  // namespace
@@ -79,10 +135,21 @@ Status Peer::apply_entries(const std::vector<raft::Entry>& entries, ApplyBatch& 
         result = apply_split(*cmd->batch_split, batch);
         if (result.is_ok()) sync = true;
       } else if (!std::all_of(cmd->writes.begin(), cmd->writes.end(),
-                              [&](const WriteOp& op) { return op_in_region(op, region_); })) {
+                              [&](const WriteOp& op) { return op_in_region(op, region_); }) ||
+                 !std::all_of(cmd->conditions.begin(), cmd->conditions.end(),
+                              [&](const WriteCondition& c) { return region_.contains(c.key); })) {
         result = key_not_in_region({}, region_);
       } else {
-        KVCORE_RETURN_IF_ERROR(add_ops(*ctx_.kv, batch, cmd->writes));
+        if (!cmd->conditions.empty()) {
+          Status read_error;
+          result = check_conditions(*ctx_.kv, ab, cmd->conditions, &read_error);
+          KVCORE_RETURN_IF_ERROR(read_error.with_context(
+              fmt::format("region {}: reading the conditions of entry {}", region_.id, e.index)));
+        }
+        if (result.is_ok()) {
+          KVCORE_RETURN_IF_ERROR(add_ops(*ctx_.kv, batch, cmd->writes));
+          ab.staged_writes.push_back(std::move(cmd->writes));
+        }
       }
     }
     apply_state_.applied_index = e.index;

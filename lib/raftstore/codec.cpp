@@ -516,6 +516,12 @@ std::string encode_cmd(const RaftCmd& cmd) {
     pw->set_key(w.key);
     pw->set_value(w.value);
   }
+  p.mutable_conditions()->Reserve(static_cast<int>(cmd.conditions.size()));
+  for (const auto& c : cmd.conditions) {
+    auto* pc = p.add_conditions();
+    pc->set_key(c.key);
+    if (c.expected) pc->set_value(*c.expected);
+  }
   if (cmd.compact_log) {
     p.mutable_compact_log()->set_compact_index(cmd.compact_log->compact_index);
     p.mutable_compact_log()->set_compact_term(cmd.compact_log->compact_term);
@@ -611,6 +617,13 @@ Result<RaftCmd> decode_cmd(std::string_view in) {
     }
     cmd.writes.push_back(
         {*kind, *cf, std::move(*pw.mutable_key()), std::move(*pw.mutable_value())});
+  }
+  cmd.conditions.reserve(static_cast<std::size_t>(p.conditions_size()));
+  for (auto& pc : *p.mutable_conditions()) {
+    WriteCondition c;
+    c.key = std::move(*pc.mutable_key());
+    if (pc.has_value()) c.expected = std::move(*pc.mutable_value());
+    cmd.conditions.push_back(std::move(c));
   }
   if (p.has_compact_log()) {
     cmd.compact_log =

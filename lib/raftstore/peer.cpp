@@ -269,9 +269,16 @@ void Peer::propose(WriteRequest req) {
       return;
     }
   }
+  for (const auto& c : req.conditions) {
+    if (!region_.contains(c.key)) {
+      req.done(key_not_in_region(c.key, region_));
+      return;
+    }
+  }
   RaftCmd cmd;
   cmd.header = {region_.id, self_peer_, region_.epoch};
   cmd.writes = std::move(req.ops);
+  cmd.conditions = std::move(req.conditions);
   Status s = raw_->propose(encode_cmd(cmd));
   if (!s.is_ok()) {
     ctx_.metrics->proposals_dropped.inc();

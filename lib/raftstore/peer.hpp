@@ -54,6 +54,12 @@ class Peer;
 struct ApplyBatch {
   std::unique_ptr<WriteBatch> batch;
   bool sync = false;  // some region needs it synced (its metadata changed)
+  // The user writes staged in `batch` so far, command by command in apply
+  // order, kept because a WriteBatch cannot be read back: a conditional
+  // command later in the batch must see them (apply.cpp). Moved here from
+  // the decoded commands, so a write that no condition looks at costs one
+  // vector move.
+  std::vector<std::vector<WriteOp>> staged_writes;
 };
 
 // What a peer borrows from its store.

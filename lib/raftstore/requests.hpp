@@ -24,6 +24,9 @@ struct WriteRequest {
   // the write is proposed. nullopt: the store routed the keys itself.
   std::optional<RegionEpoch> expect_epoch;
   std::vector<WriteOp> ops;
+  // RawBatch::expect(): checked when the write applies. Their keys lie in
+  // the region like the ops' keys.
+  std::vector<WriteCondition> conditions;
   Instant start;
   Instant deadline;
   WriteCallback done;

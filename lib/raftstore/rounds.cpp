@@ -252,7 +252,7 @@ bool StoreImpl::finish_all(std::vector<Peer*>& readied, Outbox& out) {
   auto apply = [&](std::size_t lane_index, std::span<Peer*> share) {
     const LaneMark mark(*this);
     Lane& lane = lanes[lane_index];
-    ApplyBatch ab{kv_->new_write_batch(), false};
+    ApplyBatch ab{kv_->new_write_batch(), false, {}};
     const Instant began = rt_->clock().now();
     std::size_t staged = 0;
     Status ws;

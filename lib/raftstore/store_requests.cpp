@@ -185,6 +185,14 @@ void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, Wri
     }
     req.ops.push_back(std::move(w));
   }
+  // Expected keys are keys of the batch: they widen its span, so routing
+  // and its errors treat them like the keys written.
+  req.conditions.reserve(batch.conditions().size());
+  for (const auto& c : batch.conditions()) {
+    span.start = std::min(span.start, c.key);
+    if (c.key >= span.end) span.end = c.key + '\0';
+    req.conditions.push_back(WriteCondition{c.key, c.expected});
+  }
   if (open_end) span.end.clear();
 
   std::shared_ptr<LeaseState> lease;
@@ -209,6 +217,9 @@ void StoreImpl::async_write_impl(RawBatch batch, const RequestOptions& opts, Wri
       std::lock_guard lock(lease->mu);
       for (const auto& w : req.ops) {
         if (!op_in_region(w, lease->region)) spanning = lease->region.id;
+      }
+      for (const auto& c : req.conditions) {
+        if (!lease->region.contains(c.key)) spanning = lease->region.id;
       }
     }
     if (spanning != 0) {

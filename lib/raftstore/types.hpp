@@ -133,6 +133,15 @@ struct WriteOp {
   return !op.value.empty() && op.value <= r.end_key;
 }
 
+// A condition of a conditional write command (RawBatch::expect): when the
+// command applies, `key` (in CF default) must hold `expected` (nullopt: be
+// absent), or none of the command's writes apply.
+struct WriteCondition {
+  std::string key;
+  std::optional<std::string> expected;
+  friend bool operator==(const WriteCondition&, const WriteCondition&) = default;
+};
+
 // Discard raft log entries up to and including compact_index.
 struct CompactLogCmd {
   raft::Index compact_index = 0;
@@ -202,12 +211,14 @@ struct RollbackMergeCmd {
   friend bool operator==(const RollbackMergeCmd&, const RollbackMergeCmd&) = default;
 };
 
-// Exactly one of: a non-empty `writes`, or one admin command. (An entry with
-// empty data is raft's own no-op of a new leader, not a RaftCmd.)
-// `change_peer` is set only in the context of a kConfChange entry.
+// Exactly one of: a non-empty `writes` (with any `conditions`, which only a
+// write command has), or one admin command. (An entry with empty data is
+// raft's own no-op of a new leader, not a RaftCmd.) `change_peer` is set
+// only in the context of a kConfChange entry.
 struct RaftCmd {
   CmdHeader header;
   std::vector<WriteOp> writes;
+  std::vector<WriteCondition> conditions;
   std::optional<CompactLogCmd> compact_log;
   std::optional<BatchSplitCmd> batch_split;
   std::optional<ChangePeerCmd> change_peer;

@@ -39,6 +39,7 @@ std::string_view to_string(SubCode sub) noexcept {
     case SubCode::kWriteConflict: return "WriteConflict";
     case SubCode::kTxnNotFound: return "TxnNotFound";
     case SubCode::kDeadlock: return "Deadlock";
+    case SubCode::kConditionFailed: return "ConditionFailed";
   }
   return "Unknown";
 }
@@ -55,6 +56,17 @@ std::string EpochNotMatchDetail::describe() const {
   for (const auto& r : current_regions) {
     out += fmt::format(" [{} ver {}/{} {}B..{}B leader {}]", r.region_id, r.conf_ver, r.version,
                        r.start_key.size(), r.end_key.size(), r.leader_store_id);
+  }
+  return out;
+}
+
+std::string ConditionFailedDetail::describe() const {
+  // Sizes, not bytes: keys and values are arbitrary binary.
+  std::string out = "actual:";
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const auto& [key, value] = actual[i];
+    out += value ? fmt::format(" #{} {}B key = {}B", i, key.size(), value->size())
+                 : fmt::format(" #{} {}B key absent", i, key.size());
   }
   return out;
 }

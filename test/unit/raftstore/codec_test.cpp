@@ -82,6 +82,22 @@ TEST_CASE("commands round-trip every write kind, column family and compact log",
   REQUIRE(w.is_ok());
   CHECK(*w == writes);
 
+  // A conditional write: an expected empty value is not an expected absence.
+  RaftCmd cas = writes;
+  cas.conditions = {{std::string("k\0", 2), std::string("old")},
+                    {"created", std::nullopt},
+                    {"empty", std::string()},
+                    {"", std::string("\xff\x00", 2)}};
+  auto cw = decode_cmd(encode_cmd(cas));
+  REQUIRE(cw.is_ok());
+  CHECK(*cw == cas);
+  REQUIRE(cw->conditions.size() == 4);
+  CHECK(!cw->conditions[1].expected.has_value());
+  REQUIRE(cw->conditions[2].expected.has_value());
+  CHECK(cw->conditions[2].expected->empty());
+  CHECK(decode_cmd(encode_cmd(writes))->conditions.empty());
+  CHECK(!is_commit_merge_cmd(encode_cmd(cas)));
+
   RaftCmd compact;
   compact.header = {5, 6, {7, 8}};
   compact.compact_log = CompactLogCmd{0, 0};  // present even when all zero

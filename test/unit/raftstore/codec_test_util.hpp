@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -134,6 +135,13 @@ inline RaftCmd some_cmd(Rng& rng) {
     w.cf = kAllCFs[rng.uniform(kNumCFs)];
     w.key = some_bytes(rng);
     w.value = some_bytes(rng, 200);
+  }
+  // Conditional writes: expected values and expected absence (nullopt),
+  // which must stay apart from an expected empty value.
+  cmd.conditions.resize(rng.chance(0.5) ? rng.uniform(4) : 0);
+  for (auto& c : cmd.conditions) {
+    c.key = some_bytes(rng);
+    if (rng.chance(0.7)) c.expected = some_bytes(rng, 50);
   }
   return cmd;
 }

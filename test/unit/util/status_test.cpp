@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "kvcore/status.hpp"
@@ -70,10 +71,24 @@ TEST_CASE("every code and sub-code has a name", "[status]") {
   for (int c = 0; c <= static_cast<int>(Code::kInternal); ++c) {
     CHECK(kvcore::to_string(static_cast<Code>(c)) != "Unknown");
   }
-  for (int c = 1; c <= static_cast<int>(SubCode::kDeadlock); ++c) {
+  for (int c = 1; c <= static_cast<int>(SubCode::kConditionFailed); ++c) {
     CHECK(kvcore::to_string(static_cast<SubCode>(c)) != "Unknown");
     CHECK_FALSE(kvcore::to_string(static_cast<SubCode>(c)).empty());
   }
+}
+
+TEST_CASE("a failed condition carries every expected key's actual value", "[status]") {
+  auto d = std::make_shared<kvcore::ConditionFailedDetail>();
+  d->actual.push_back({"counter", std::string("41")});
+  d->actual.push_back({"marker", std::nullopt});
+  const Status s(Code::kFailedPrecondition, "condition failed", SubCode::kConditionFailed, d);
+  CHECK(kvcore::to_string(SubCode::kConditionFailed) == "ConditionFailed");
+  CHECK(s.to_string() ==
+        "FailedPrecondition/ConditionFailed: condition failed "
+        "[actual: #0 7B key = 2B #1 6B key absent]");
+  const auto* got = s.detail_as<kvcore::ConditionFailedDetail>();
+  REQUIRE(got != nullptr);
+  CHECK(got->actual == d->actual);
 }
 
 TEST_CASE("Result carries a value or the status explaining its absence", "[status]") {
