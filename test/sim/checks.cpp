@@ -216,12 +216,11 @@ CheckResult check_tiling(const std::vector<RegionReport>& reports, bool require_
                    std::to_string(report.version));
       continue;
     }
-    const auto [it, inserted] =
-        index.try_emplace({report.region_id, report.version, report.start, report.end},
-                          regions.size());
+    const auto [it, inserted] = index.try_emplace(
+        {report.region_id, report.version, report.start, report.end}, regions.size());
     if (inserted) {
-      regions.push_back({report.region_id, report.version, report.conf_ver, report.start,
-                         report.end, {}, false});
+      regions.push_back(
+          {report.region_id, report.version, report.conf_ver, report.start, report.end, {}, false});
     }
     Region& r = regions[it->second];
     r.conf_ver = std::max(r.conf_ver, report.conf_ver);
@@ -265,9 +264,8 @@ CheckResult check_tiling(const std::vector<RegionReport>& reports, bool require_
   }
 
   if (require_cover) check_cover(regions, problems);
-  return problems.result(require_cover
-                             ? "the regions reported do not tile the key space:"
-                             : "the regions reported conflict:");
+  return problems.result(require_cover ? "the regions reported do not tile the key space:"
+                                       : "the regions reported conflict:");
 }
 
 }  // namespace kvcore::sim

@@ -91,8 +91,8 @@ TEST_CASE("a stale read after an acknowledged compare-and-set is rejected",
   CHECK(contains(r.explanation, "A cas line is a compare-and-set that succeeded"));
 
   // The same with a plain write acknowledged before the read.
-  CHECK_FALSE(check_linearizable({write(1, "a", 0, 10), write(1, "b", 20, 30), read(2, "a", 40, 50)})
-                  .ok);
+  CHECK_FALSE(
+      check_linearizable({write(1, "a", 0, 10), write(1, "b", 20, 30), read(2, "a", 40, 50)}).ok);
 }
 
 TEST_CASE("two compare-and-sets cannot both succeed from one expected value",
@@ -163,8 +163,7 @@ TEST_CASE("a read of a value never written is rejected among compare-and-sets",
   CHECK(contains(r.explanation, "client 5 read -> \"zzz\" [60, 80]  <-"));
 }
 
-TEST_CASE("an unknown-outcome compare-and-set may take effect or not",
-          "[linearizability][cas]") {
+TEST_CASE("an unknown-outcome compare-and-set may take effect or not", "[linearizability][cas]") {
   // Took effect, possibly long after its call.
   CHECK(check_linearizable({
                                write(1, "a", 0, 10),
@@ -217,8 +216,7 @@ TEST_CASE("an unknown-outcome compare-and-set may take effect or not",
                   .ok);
 }
 
-TEST_CASE("an expected value on a read or write is a malformed history",
-          "[linearizability][cas]") {
+TEST_CASE("an expected value on a read or write is a malformed history", "[linearizability][cas]") {
   Operation op = write(1, "b", 0, 10);
   op.expected = "a";
   const auto r = check_linearizable({op});
@@ -331,7 +329,7 @@ TEST_CASE("valid tilings pass, stale reports included", "[tiling]") {
   // After a split at "m" (both sides at version 2), store 3 still holds the
   // region from before it; and its conf_ver lags too.
   const std::vector<RegionReport> split = {
-      region(1, 1, "", "m", 2),  region(2, 1, "", "m", 2, 2), region(3, 1, "", "", 1),
+      region(1, 1, "", "m", 2), region(2, 1, "", "m", 2, 2), region(3, 1, "", "", 1),
       region(1, 2, "m", "", 2), region(2, 2, "m", "", 2),
   };
   auto r = check_tiling(split, true);
@@ -371,6 +369,17 @@ TEST_CASE("gaps break the cover", "[tiling]") {
   REQUIRE_FALSE(r.ok);
   CHECK(contains(r.explanation, "gap [\"\", \"b\"): no region covers it (at the start)"));
 
+  // A region's older state is stale even where nothing newer overlaps it:
+  // region 1 took ["", "m") in a merge and split off ["c", "p") at version
+  // 4, and that new region is not reported. Region 1's old ["m", "p") at
+  // version 2 must not fill the hole.
+  r = check_tiling({region(3, 1, "m", "p", 2), region(1, 1, "", "c", 4), region(1, 4, "p", "", 3)},
+                   true);
+  REQUIRE_FALSE(r.ok);
+  INFO(r.explanation);
+  CHECK(contains(r.explanation, "gap [\"c\", \"p\")"));
+  CHECK(contains(r.explanation, "stale there: region 1 [\"m\", \"p\") version 2"));
+
   r = check_tiling({}, true);
   REQUIRE_FALSE(r.ok);
   CHECK(contains(r.explanation, "gap [\"\", +inf)"));
@@ -393,9 +402,8 @@ TEST_CASE("overlaps at one version are violations", "[tiling]") {
   }
 
   // One region with two ranges at one version, overlapping or not.
-  auto r = check_tiling({region(1, 1, "", "m", 2), region(2, 1, "", "n", 2),
-                         region(1, 2, "n", "", 3)},
-                        false);
+  auto r = check_tiling(
+      {region(1, 1, "", "m", 2), region(2, 1, "", "n", 2), region(1, 2, "n", "", 3)}, false);
   REQUIRE_FALSE(r.ok);
   CHECK(contains(r.explanation, "region 1 has two ranges at one version"));
   r = check_tiling({region(1, 1, "a", "b", 2), region(2, 1, "c", "d", 2)}, false);
@@ -556,4 +564,148 @@ TEST_CASE("histories of a true register with compare-and-set pass; a corrupted r
   // The generator does exercise compare-and-set, including unknown ones.
   CHECK(cas_ops > 1000);
   CHECK(unknown_cas > 50);
+}
+
+// --- random region histories -------------------------------------------------
+
+namespace {
+
+// The region states of a run of splits, merges (some rolled back) and
+// membership changes, by kvcore's epoch rules: a split moves the region and
+// the regions it creates to version + (number of split keys); PrepareMerge
+// and its rollback each bump the source's version; a merge makes the target
+// max(source, target) + 1; a membership change bumps conf_ver only.
+struct RegionRun {
+  std::vector<RegionReport> current;  // sorted by start; tiles the key space
+  std::vector<RegionReport> past;     // every state that was current once
+};
+
+RegionRun random_region_run(kvcore::test::Rng& rng) {
+  RegionRun run;
+  run.current.push_back({0, 1, "", "", 1, 1});
+  std::uint64_t next_id = 2;
+  auto retire = [&](const RegionReport& r) { run.past.push_back(r); };
+  const int steps = 10 + static_cast<int>(rng.uniform(50));
+  for (int step = 0; step < steps; ++step) {
+    const std::size_t i = rng.uniform(run.current.size());
+    const std::uint64_t what = rng.uniform(4);
+    if (what == 0 || run.current.size() == 1) {
+      RegionReport& r = run.current[i];
+      std::vector<std::string> keys;
+      for (std::uint64_t n = 1 + rng.uniform(2); n > 0; --n) {
+        const std::string key = "k" + std::to_string(100 + rng.uniform(900));
+        if (key > r.start && (r.end.empty() || key < r.end)) keys.push_back(key);
+      }
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      if (keys.empty()) continue;
+      retire(r);
+      const std::string end = r.end;
+      r.end = keys.front();
+      r.version += keys.size();
+      std::vector<RegionReport> created;
+      for (std::size_t k = 0; k < keys.size(); ++k) {
+        created.push_back({0, next_id++, keys[k], k + 1 < keys.size() ? keys[k + 1] : end,
+                           r.version, r.conf_ver});
+      }
+      run.current.insert(run.current.begin() + static_cast<std::ptrdiff_t>(i) + 1, created.begin(),
+                         created.end());
+    } else if (what == 1 && i + 1 < run.current.size()) {
+      // Merge neighbours i and i + 1, either one into the other.
+      const bool left_into_right = rng.chance(0.5);
+      RegionReport source = run.current[left_into_right ? i : i + 1];
+      RegionReport target = run.current[left_into_right ? i + 1 : i];
+      retire(source);
+      retire(target);
+      ++source.version;  // PrepareMerge
+      retire(source);
+      if (rng.chance(0.3)) {
+        ++source.version;  // rolled back
+        run.current[left_into_right ? i : i + 1] = source;
+        continue;
+      }
+      target.start = run.current[i].start;
+      target.end = run.current[i + 1].end;
+      target.version = std::max(source.version, target.version) + 1;
+      run.current[i] = target;
+      run.current.erase(run.current.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    } else {
+      retire(run.current[i]);
+      ++run.current[i].conf_ver;
+    }
+  }
+  return run;
+}
+
+// Every current state from one to three stores, and past ones here and
+// there, in a random order.
+std::vector<RegionReport> reports_of(const RegionRun& run, kvcore::test::Rng& rng) {
+  std::vector<RegionReport> out;
+  for (RegionReport r : run.current) {
+    const std::uint64_t first = 1 + rng.uniform(3);
+    for (std::uint64_t s = 1; s <= 3; ++s) {
+      if (s == first || rng.chance(0.5)) {
+        r.store = s;
+        out.push_back(r);
+      }
+    }
+  }
+  for (RegionReport r : run.past) {
+    if (!rng.chance(0.3)) continue;
+    r.store = 1 + rng.uniform(3);
+    out.push_back(r);
+  }
+  for (std::size_t i = out.size(); i > 1; --i) std::swap(out[i - 1], out[rng.uniform(i)]);
+  return out;
+}
+
+std::string range_of(const RegionReport& r) {
+  return "[" + kvcore::test::quote_value(r.start) + ", " +
+         (r.end.empty() ? std::string("+inf") : kvcore::test::quote_value(r.end)) + ")";
+}
+
+}  // namespace
+
+TEST_CASE("region histories of splits and merges tile; a claimed range or a hole fails",
+          "[tiling]") {
+  for (const std::uint64_t seed : kvcore::test::test_seeds(1, 300)) {
+    INFO(kvcore::test::replay_hint(seed));
+    kvcore::test::Rng rng(seed);
+    const RegionRun run = random_region_run(rng);
+    const std::vector<RegionReport> reports = reports_of(run, rng);
+    auto r = check_tiling(reports, true);
+    INFO(r.explanation);
+    REQUIRE(r.ok);
+
+    // Mid-run, any subset: only the same-version rule applies.
+    std::vector<RegionReport> some;
+    for (const RegionReport& report : reports) {
+      if (rng.chance(0.5)) some.push_back(report);
+    }
+    REQUIRE(check_tiling(some, false).ok);
+
+    // Another region claims a current one's range at its version.
+    const RegionReport& victim = run.current[rng.uniform(run.current.size())];
+    std::vector<RegionReport> claimed = some;
+    claimed.push_back({1, 999, victim.start, victim.end, victim.version, 1});
+    claimed.push_back(victim);
+    for (const bool cover : {false, true}) {
+      r = check_tiling(claimed, cover);
+      REQUIRE_FALSE(r.ok);
+      CHECK(contains(r.explanation, "overlap at the same version"));
+      CHECK(contains(r.explanation, "region 999 " + range_of(victim)));
+    }
+
+    // Nobody reports anything over one current region's range.
+    std::vector<RegionReport> holed;
+    for (const RegionReport& report : reports) {
+      const bool overlaps = (victim.end.empty() || report.start < victim.end) &&
+                            (report.end.empty() || victim.start < report.end);
+      if (!overlaps) holed.push_back(report);
+    }
+    r = check_tiling(holed, true);
+    REQUIRE_FALSE(r.ok);
+    CHECK(contains(r.explanation, "gap " + range_of(victim) + ": no region covers it"));
+    CHECK(check_tiling(holed, false).ok);
+  }
 }
