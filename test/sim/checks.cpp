@@ -107,8 +107,8 @@ Survival check_acknowledged_writes(
     std::string line = where + "acknowledged " + test::to_string(*writes.last_acknowledged) +
                        " was lost: " + describe_found(found) + ", ";
     if (setter != nullptr) {
-      line += "last set by " + test::to_string(*setter) + ", which returned before the lost one " +
-              "was called";
+      line += "last set by " + test::to_string(*setter) +
+              ", which returned before the lost one was called";
     } else {
       line += "the initial value: nothing in the history deletes the key";
     }

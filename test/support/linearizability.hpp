@@ -4,8 +4,8 @@
 // write (a write of nullopt deletes) and compare-and-set. A history is
 // linearizable when every operation can be given one instant between its call
 // and its return such that, taken in the order of those instants, every read
-// returns the value of the latest write before it and every compare-and-set
-// finds the value it expected. Keys are checked separately (linearizability
+// returns, and every compare-and-set expects, the value of the latest write or
+// compare-and-set before it. Keys are checked separately (linearizability
 // is compositional), each by the Wing & Gong search as improved by Lowe and
 // Porcupine: depth-first over the order of operations, remembering each
 // (set of operations already placed, register value) it has explored so no
@@ -31,8 +31,9 @@
 // Cost: the search is exponential in the number of mutually concurrent
 // operations on one key, and keeps about 40 bytes per explored state (plus 4
 // per operation left behind the search front unplaced: unknown-outcome
-// writes and compare-and-sets that never took effect). `max_states` bounds the states explored
-// over all keys; past it the answer is "inconclusive", never success.
+// writes and compare-and-sets that never took effect). `max_states` bounds
+// the states explored over all keys; past it the answer is "inconclusive",
+// never success.
 //
 // Thread-safety: every function here is pure.
 #pragma once
