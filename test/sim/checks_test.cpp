@@ -526,7 +526,8 @@ TEST_CASE("histories of a true register with compare-and-set pass; a corrupted r
           "[linearizability][cas][survival]") {
   std::size_t cas_ops = 0;
   std::size_t unknown_cas = 0;
-  for (const std::uint64_t seed : kvcore::test::test_seeds(1, 300)) {
+  const std::vector<std::uint64_t> seeds = kvcore::test::test_seeds(1, 300);
+  for (const std::uint64_t seed : seeds) {
     INFO(kvcore::test::replay_hint(seed));
     kvcore::test::Rng rng(seed);
     Generated g = random_history(rng);
@@ -561,9 +562,12 @@ TEST_CASE("histories of a true register with compare-and-set pass; a corrupted r
     g.final_values[victim.key] = "never-written";
     REQUIRE_FALSE(check_acknowledged_writes(g.history, g.final_values).ok);
   }
-  // The generator does exercise compare-and-set, including unknown ones.
-  CHECK(cas_ops > 1000);
-  CHECK(unknown_cas > 50);
+  // The generator does exercise compare-and-set, including unknown ones (a
+  // replay of one seed need not).
+  if (seeds.size() >= 100) {
+    CHECK(cas_ops > 10 * seeds.size());
+    CHECK(unknown_cas > seeds.size() / 2);
+  }
 }
 
 // --- random region histories -------------------------------------------------
