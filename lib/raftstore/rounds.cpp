@@ -11,6 +11,7 @@
 
 #include "raftstore/codec.hpp"
 #include "raftstore/lanes.hpp"
+#include "raftstore/sabotage.hpp"
 #include "raftstore/store_impl.hpp"
 #include "util/log.hpp"
 
@@ -147,7 +148,9 @@ bool StoreImpl::run_pass(std::vector<Peer*>& work, bool first, Instant start,
   // in parallel with it.
   send_outbox(out);
   const std::uint64_t before = raft_engine_->fsyncs();
-  Status s = raft_engine_->write(batch, sync && options_.sync_log);
+  const bool want_sync =
+      sync && options_.sync_log && !testing::sabotaged(testing::Sabotage::kSkipLogSync);
+  Status s = raft_engine_->write(batch, want_sync);
   if (!s.is_ok()) {
     stop_on_error(s.with_context("raft log write"));
     return false;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "raftstore/sabotage.hpp"
 #include "raftstore/store_impl.hpp"
 #include "raftstore/wait_for.hpp"
 
@@ -118,6 +119,12 @@ void StoreImpl::async_get(std::string_view key, const RequestOptions& opts, GetC
     req.get_done = guard_region_errors<R>(std::move(done), opts.region_id, std::move(span));
     read_routed(std::move(req), *lease);
     return;
+  }
+  if (testing::sabotaged(testing::Sabotage::kFollowerReads)) {
+    if (auto lease = route(key)) {
+      done(kv_->get(CF::kDefault, key));
+      return;
+    }
   }
   std::uint64_t region_id = 0;
   if (auto local = lease_get(key, &region_id)) {

@@ -15,18 +15,28 @@ namespace {
 
 using ValueId = std::int32_t;  // per key; 0 = absent
 constexpr ValueId kAbsent = 0;
+constexpr ValueId kNone = -1;
 constexpr std::int64_t kOptional = std::numeric_limits<std::int64_t>::max();
 
 // An operation on one key with its times replaced by the positions of its
 // call and return events in the key's event order. Positions are distinct, so
 // the search needs no tie rule; the tie rule (calls before returns) is applied
 // once when positions are assigned.
+//
+// Every kind is one rule: where placed, the register must hold `needs`
+// (kNone: anything), and placing it sets the register to `sets` (kNone:
+// leaves it as it was). A read needs its value and sets nothing; a write
+// needs nothing and sets its value; a compare-and-set needs its expected
+// value and sets its value.
 struct KeyOp {
-  bool write = false;
-  ValueId value = kAbsent;
+  ValueId needs = kNone;
+  ValueId sets = kNone;
   std::int64_t call = 0;
-  std::int64_t ret = kOptional;  // kOptional: may take effect any time after call, or never
-  std::size_t source = 0;        // index into the key's operations
+  // kOptional: may take effect any time after call, or never. An optional
+  // compare-and-set placed where the register does not hold `needs` would
+  // change nothing, so the search only places it where it does.
+  std::int64_t ret = kOptional;
+  std::size_t source = 0;  // index into the key's operations
 };
 
 enum class Outcome { kOk, kFail, kBudget };
@@ -104,8 +114,8 @@ std::uint64_t mix(std::uint64_t x) { return util::splitmix64_next(x); }
 // history. Events sit in a doubly linked list in position order; linearizing
 // an operation unlinks its call and return ("lift"), backtracking relinks
 // them in reverse order. The search succeeds once no return event is left:
-// every operation with a known return is placed, and the optional writes
-// still unplaced are taken never to have happened.
+// every operation with a known return is placed, and the optional writes and
+// compare-and-sets still unplaced are taken never to have happened.
 SearchResult search(std::span<const KeyOp> input, ValueId initial, std::size_t budget) {
   // Numbered in call order (see StateCache).
   std::vector<KeyOp> ops(input.begin(), input.end());
@@ -208,8 +218,8 @@ SearchResult search(std::span<const KeyOp> input, ValueId initial, std::size_t b
     const Node& n = nodes[node];
     if (n.call) {
       const KeyOp& op = ops[n.op];
-      if (op.write || op.value == value) {
-        const ValueId next_value = op.write ? op.value : value;
+      if (op.needs == kNone || op.needs == value) {
+        const ValueId next_value = op.sets == kNone ? value : op.sets;
         const std::uint32_t limit =
             std::max(stack.empty() ? 0u : stack.back().limit, static_cast<std::uint32_t>(n.op) + 1);
         flip(n.op);
@@ -250,46 +260,72 @@ SearchResult search(std::span<const KeyOp> input, ValueId initial, std::size_t b
 
 // --- explanation ---------------------------------------------------------------
 
-std::string quote(const std::optional<std::string>& v) {
-  if (!v) return "absent";
-  constexpr std::size_t kShown = 32;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < v->size() && i < kShown; ++i) {
-    const auto c = static_cast<unsigned char>((*v)[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-  if (v->size() > kShown) out += "...(" + std::to_string(v->size()) + " bytes)";
-  return out;
-}
-
-std::string describe(const Operation& op) {
-  std::string out = "client " + std::to_string(op.client) + " ";
-  if (op.kind == Operation::Kind::kWrite) {
-    out += op.value ? "write " + quote(op.value) : "delete";
-  } else {
-    out += "read -> " + quote(op.value);
-  }
-  out += " [" + std::to_string(op.call) + ", " +
-         (op.ret == kUnknownReturn ? std::string("unknown") : std::to_string(op.ret)) + "]";
-  return out;
-}
-
 // Budgets of the shrinking search: it only sharpens the message, so it gives
 // up early and keeps the smallest failing history found so far.
 constexpr std::size_t kShrinkCheckStates = 100'000;
 constexpr std::size_t kShrinkTotalStates = 5'000'000;
 constexpr std::size_t kMaxLines = 80;
+
+// Which operations of `kept` a shrinking step drops when it tries to drop
+// those in [start, end): never `stuck`, and only a set after which no
+// remaining operation needs a value that a dropped one sets. That keeps the
+// step sound: in any order of the larger history, the latest operation
+// setting the register before a remaining one set the value it needs, so
+// that setter remains, and the order restricted to the remaining operations
+// still explains each of them.
+//
+// First the range grows by everything that (transitively) needs a value it
+// sets; when that would take the stuck operation, the range shrinks instead
+// by every setter a remaining operation needs. Either may come out empty.
+std::vector<bool> plan_drop(std::span<const KeyOp> kept, std::size_t start, std::size_t end,
+                            std::size_t stuck) {
+  ValueId max_value = kAbsent;
+  for (const KeyOp& op : kept) max_value = std::max({max_value, op.sets, op.needs});
+  const auto values = static_cast<std::size_t>(max_value) + 1;
+  auto in_range = [&] {
+    std::vector<bool> drop(kept.size(), false);
+    for (std::size_t j = start; j < end; ++j) drop[j] = j != stuck;
+    return drop;
+  };
+
+  std::vector<bool> drop = in_range();
+  std::vector<bool> dropped_value(values, false);
+  for (std::size_t j = 0; j < kept.size(); ++j) {
+    if (drop[j] && kept[j].sets != kNone) dropped_value[kept[j].sets] = true;
+  }
+  bool takes_stuck = false;
+  for (bool grew = true; grew && !takes_stuck;) {
+    grew = false;
+    for (std::size_t j = 0; j < kept.size() && !takes_stuck; ++j) {
+      if (drop[j] || kept[j].needs == kNone || !dropped_value[kept[j].needs]) continue;
+      takes_stuck = j == stuck;
+      drop[j] = true;
+      if (kept[j].sets != kNone && !dropped_value[kept[j].sets]) {
+        dropped_value[kept[j].sets] = true;
+        grew = true;
+      }
+    }
+  }
+  if (!takes_stuck) return drop;
+
+  drop = in_range();
+  std::vector<bool> needed(values, false);
+  for (std::size_t j = 0; j < kept.size(); ++j) {
+    if (!drop[j] && kept[j].needs != kNone) needed[kept[j].needs] = true;
+  }
+  for (bool shrank = true; shrank;) {
+    shrank = false;
+    for (std::size_t j = start; j < end; ++j) {
+      if (!drop[j] || kept[j].sets == kNone || !needed[kept[j].sets]) continue;
+      drop[j] = false;
+      if (kept[j].needs != kNone && !needed[kept[j].needs]) {
+        needed[kept[j].needs] = true;
+        shrank = true;
+      }
+    }
+  }
+  return drop;
+}
 
 // The failing history of one key, shrunk to a small set of operations that
 // still cannot be ordered, for a human to read.
@@ -297,13 +333,12 @@ constexpr std::size_t kMaxLines = 80;
 // Every step keeps a witness: if the smaller history cannot be ordered, the
 // full one cannot either, because each step only removes constraints.
 //  1. Cut at the furthest stuck return: keep the operations called before it;
-//     writes still pending there become optional, pending reads go (a
-//     linearization of the whole history restricted to them is one of this
-//     prefix).
+//     writes and compare-and-sets still pending there become optional,
+//     pending reads go (the operations a linearization of the whole history
+//     places before that return, in its order, linearize this prefix: every
+//     one of them was called before it).
 //  2. Drop operations, in chunks halving down to one (delta debugging), while
-//     the rest still fails. Dropping a read only removes a constraint; a
-//     write may go only when no remaining read returns its value (then every
-//     remaining read keeps the write it read from in any order).
+//     the rest still fails, as plan_drop allows.
 // The operation whose return stopped the search stays: without it the prefix
 // is linearizable.
 std::string explain(const std::string& key, std::span<const Operation* const> originals,
@@ -315,7 +350,7 @@ std::string explain(const std::string& key, std::span<const Operation* const> or
     if (op.ret <= furthest) {
       kept.push_back(op);
       if (op.ret == furthest) stuck_source = op.source;
-    } else if (op.write) {
+    } else if (op.sets != kNone) {
       KeyOp pending = op;
       pending.ret = kOptional;
       kept.push_back(pending);
@@ -336,21 +371,12 @@ std::string explain(const std::string& key, std::span<const Operation* const> or
     bool removed_any = false;
     for (std::size_t start = 0; start < kept.size() && spent < kShrinkTotalStates;) {
       const std::size_t end = std::min(start + chunk, kept.size());
-      std::vector<bool> drop(kept.size(), false);
-      for (std::size_t j = start; j < end; ++j) drop[j] = kept[j].source != stuck_source;
-      std::vector<ValueId> read_values;
-      for (std::size_t j = 0; j < kept.size(); ++j) {
-        if (!kept[j].write && !drop[j]) read_values.push_back(kept[j].value);
-      }
-      bool any = false;
-      for (std::size_t j = start; j < end; ++j) {
-        if (drop[j] && kept[j].write &&
-            std::find(read_values.begin(), read_values.end(), kept[j].value) != read_values.end()) {
-          drop[j] = false;
-        }
-        any = any || drop[j];
-      }
-      if (any) {
+      const auto stuck = static_cast<std::size_t>(
+          std::find_if(kept.begin(), kept.end(),
+                       [&](const KeyOp& op) { return op.source == stuck_source; }) -
+          kept.begin());
+      const std::vector<bool> drop = plan_drop(kept, start, end, stuck);
+      if (std::find(drop.begin(), drop.end(), true) != drop.end()) {
         std::vector<KeyOp> trial;
         for (std::size_t j = 0; j < kept.size(); ++j) {
           if (!drop[j]) trial.push_back(kept[j]);
@@ -371,7 +397,7 @@ std::string explain(const std::string& key, std::span<const Operation* const> or
     }
   }
 
-  std::string out = "key " + quote(key) + " is not linearizable: the " +
+  std::string out = "key " + quote_value(key) + " is not linearizable: the " +
                     std::to_string(kept.size()) +
                     " operation(s) below cannot be ordered so that each takes effect between its "
                     "call and return, starting from an absent register. The history of the key "
@@ -381,6 +407,12 @@ std::string explain(const std::string& key, std::span<const Operation* const> or
            " operation(s) called before that return are left out: leaving operations out "
            "only makes ordering easier.";
   }
+  if (std::any_of(kept.begin(), kept.end(),
+                  [](const KeyOp& op) { return op.needs != kNone && op.sets != kNone; })) {
+    out +=
+        " A cas line is a compare-and-set that succeeded (or, with an unknown return, may "
+        "have): it found the first value and wrote the second.";
+  }
   out += "\n";
   std::size_t hidden = 0;
   for (std::size_t k = 0; k < kept.size(); ++k) {
@@ -389,7 +421,7 @@ std::string explain(const std::string& key, std::span<const Operation* const> or
       ++hidden;
       continue;
     }
-    out += "  " + describe(*originals[kept[k].source]);
+    out += "  " + to_string(*originals[kept[k].source]);
     if (stuck) out += "  <-";
     out += "\n";
   }
@@ -406,13 +438,19 @@ LinearizabilityResult check_linearizable(std::vector<Operation> history, std::si
     const Operation& op = history[i];
     if (op.ret < op.call) {
       result.explanation = "malformed history: operation #" + std::to_string(i) + " (" +
-                           describe(op) + ") returns before it is called";
+                           to_string(op) + ") returns before it is called";
       return result;
     }
     if (op.kind == Operation::Kind::kRead && op.ret == kUnknownReturn) {
       result.explanation = "malformed history: operation #" + std::to_string(i) + " (" +
-                           describe(op) +
+                           to_string(op) +
                            ") is a read of unknown outcome; leave such reads out of the history";
+      return result;
+    }
+    if (op.kind != Operation::Kind::kCas && op.expected) {
+      result.explanation = "malformed history: operation #" + std::to_string(i) + " (" +
+                           to_string(op) + ") has an expected value " + quote_value(op.expected) +
+                           " but is not a compare-and-set";
       return result;
     }
     by_key[op.key].push_back(&op);
@@ -449,8 +487,14 @@ LinearizabilityResult check_linearizable(std::vector<Operation> history, std::si
     }
     for (std::size_t j = 0; j < ops.size(); ++j) {
       const Operation& op = *(*originals)[j];
-      ops[j].write = op.kind == Operation::Kind::kWrite;
-      ops[j].value = id_of(op.value);
+      switch (op.kind) {
+        case Operation::Kind::kRead: ops[j].needs = id_of(op.value); break;
+        case Operation::Kind::kWrite: ops[j].sets = id_of(op.value); break;
+        case Operation::Kind::kCas:
+          ops[j].needs = id_of(op.expected);
+          ops[j].sets = id_of(op.value);
+          break;
+      }
       ops[j].source = j;
     }
 
@@ -465,7 +509,7 @@ LinearizabilityResult check_linearizable(std::vector<Operation> history, std::si
         return result;
       case Outcome::kBudget:
         if (inconclusive.empty()) {
-          inconclusive = "inconclusive: checking key " + quote(std::string(key)) + " (" +
+          inconclusive = "inconclusive: checking key " + quote_value(std::string(key)) + " (" +
                          std::to_string(ops.size()) +
                          " operations) needed more than max_states=" + std::to_string(max_states) +
                          " states; linearizability was neither shown nor refuted (raise "
@@ -480,6 +524,46 @@ LinearizabilityResult check_linearizable(std::vector<Operation> history, std::si
   }
   result.ok = true;
   return result;
+}
+
+std::string quote_value(const std::optional<std::string>& value) {
+  if (!value) return "absent";
+  constexpr std::size_t kShown = 32;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < value->size() && i < kShown; ++i) {
+    const auto c = static_cast<unsigned char>((*value)[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  if (value->size() > kShown) out += "...(" + std::to_string(value->size()) + " bytes)";
+  return out;
+}
+
+std::string to_string(const Operation& op) {
+  std::string out = "client " + std::to_string(op.client) + " ";
+  switch (op.kind) {
+    case Operation::Kind::kRead: out += "read -> " + quote_value(op.value); break;
+    case Operation::Kind::kWrite:
+      out += op.value ? "write " + quote_value(op.value) : "delete";
+      break;
+    case Operation::Kind::kCas:
+      out += "cas " + quote_value(op.expected) + " -> " +
+             (op.value ? quote_value(op.value) : std::string("delete"));
+      break;
+  }
+  out += " [" + std::to_string(op.call) + ", " +
+         (op.ret == kUnknownReturn ? std::string("unknown") : std::to_string(op.ret)) + "]";
+  return out;
 }
 
 }  // namespace kvcore::test

@@ -21,12 +21,12 @@ using Kind = Operation::Kind;
 
 Operation write(std::uint64_t client, std::string key, std::optional<std::string> v,
                 std::int64_t call, std::int64_t ret) {
-  return {client, Kind::kWrite, std::move(key), std::move(v), call, ret};
+  return {client, Kind::kWrite, std::move(key), std::move(v), std::nullopt, call, ret};
 }
 
 Operation read(std::uint64_t client, std::string key, std::optional<std::string> v,
                std::int64_t call, std::int64_t ret) {
-  return {client, Kind::kRead, std::move(key), std::move(v), call, ret};
+  return {client, Kind::kRead, std::move(key), std::move(v), std::nullopt, call, ret};
 }
 
 bool contains(const std::string& s, const std::string& part) {
