@@ -47,6 +47,7 @@
 #include "raftlog/log_batch.hpp"
 #include "raftlog/memtable.hpp"
 #include "raftlog/segment.hpp"
+#include "runtime/disk.hpp"
 
 namespace kvcore::raftlog {
 
@@ -63,6 +64,10 @@ struct RaftLogOptions {
   std::uint64_t rewrite_region_bytes = std::uint64_t{256} << 10;
   // At most this many entry bytes are rewritten by one purge() call.
   std::uint64_t rewrite_budget_bytes = std::uint64_t{16} << 20;
+  // The disk every segment sync, creation and removal goes through: a store
+  // passes its runtime's, so that a simulated crash drops what was not
+  // synced. nullptr: the real disk. REQUIRES: outlives the engine.
+  runtime::Disk* disk = nullptr;
 };
 
 class RaftLogEngine {
@@ -147,6 +152,7 @@ class RaftLogEngine {
   const std::string dir_;
   const RaftLogOptions opts_;
   const int lock_fd_;
+  runtime::Disk& disk_;
 
   // Group commit: writers queue here; the front one leads a group.
   std::mutex queue_mu_;

@@ -27,7 +27,10 @@ bool all_zero(std::string_view s) {
 }  // namespace
 
 RaftLogEngine::RaftLogEngine(std::string dir, RaftLogOptions opts, int lock_fd)
-    : dir_(std::move(dir)), opts_(opts), lock_fd_(lock_fd) {}
+    : dir_(std::move(dir)),
+      opts_(opts),
+      lock_fd_(lock_fd),
+      disk_(opts_.disk != nullptr ? *opts_.disk : runtime::real_disk()) {}
 
 RaftLogEngine::~RaftLogEngine() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
@@ -73,6 +76,7 @@ Status RaftLogEngine::recover() {
     const std::string path = dir_ + "/" + segment_file_name(ids[i]);
     KVCORE_LOG_WARN("raft log: removing {} left behind by an interrupted purge", path);
     if (::unlink(path.c_str()) != 0) return engine::errno_status("cannot remove", path, errno);
+    disk_.removed(path);
   }
   if (keep_from > 0) {
     ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep_from));
@@ -80,12 +84,12 @@ Status RaftLogEngine::recover() {
   }
 
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    KVCORE_ASSIGN_OR_RETURN(auto seg, SegmentFile::open(dir_, ids[i]));
+    KVCORE_ASSIGN_OR_RETURN(auto seg, SegmentFile::open(dir_, ids[i], disk_));
     KVCORE_RETURN_IF_ERROR(replay_segment(seg, i + 1 == ids.size()));
     segs_.emplace(ids[i], seg);
   }
   if (segs_.empty()) {
-    KVCORE_ASSIGN_OR_RETURN(auto seg, SegmentFile::create(dir_, 1));
+    KVCORE_ASSIGN_OR_RETURN(auto seg, SegmentFile::create(dir_, 1, disk_));
     segs_.emplace(1, seg);
   }
   active_ = segs_.rbegin()->second;

@@ -73,7 +73,7 @@ Status RaftLogEngine::rotate_locked() {
   // recovery only forgives damage at the tail of the newest segment.
   KVCORE_RETURN_IF_ERROR(active_->sync());
   fsyncs_.fetch_add(1);
-  KVCORE_ASSIGN_OR_RETURN(auto seg, SegmentFile::create(dir_, active_->id() + 1));
+  KVCORE_ASSIGN_OR_RETURN(auto seg, SegmentFile::create(dir_, active_->id() + 1, disk_));
   fsyncs_.fetch_add(1);
   {
     std::unique_lock lock(index_mu_);
@@ -219,6 +219,7 @@ Status RaftLogEngine::purge() {
     if (::unlink(seg->path().c_str()) != 0) {
       return engine::errno_status("cannot remove raft log segment", seg->path(), errno);
     }
+    disk_.removed(seg->path());
   }
   return sync_dir(dir_);
 }

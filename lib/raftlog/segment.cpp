@@ -39,18 +39,21 @@ Result<std::vector<std::uint64_t>> list_segments(const std::string& dir) {
   return ids;
 }
 
-Result<std::shared_ptr<SegmentFile>> SegmentFile::create(const std::string& dir, std::uint64_t id) {
+Result<std::shared_ptr<SegmentFile>> SegmentFile::create(const std::string& dir, std::uint64_t id,
+                                                         runtime::Disk& disk) {
   std::string path = dir + "/" + segment_file_name(id);
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status("cannot create raft log segment", path, errno);
-  std::shared_ptr<SegmentFile> seg(new SegmentFile(std::move(path), id, fd, 0));
+  disk.created(path);
+  std::shared_ptr<SegmentFile> seg(new SegmentFile(std::move(path), id, fd, 0, disk));
   KVCORE_RETURN_IF_ERROR(seg->append(encode_segment_header(id)));
   KVCORE_RETURN_IF_ERROR(seg->sync());
   KVCORE_RETURN_IF_ERROR(sync_dir(dir));
   return seg;
 }
 
-Result<std::shared_ptr<SegmentFile>> SegmentFile::open(const std::string& dir, std::uint64_t id) {
+Result<std::shared_ptr<SegmentFile>> SegmentFile::open(const std::string& dir, std::uint64_t id,
+                                                       runtime::Disk& disk) {
   std::string path = dir + "/" + segment_file_name(id);
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return errno_status("cannot open raft log segment", path, errno);
@@ -61,7 +64,7 @@ Result<std::shared_ptr<SegmentFile>> SegmentFile::open(const std::string& dir, s
     return errno_status("cannot stat", path, err);
   }
   return std::shared_ptr<SegmentFile>(
-      new SegmentFile(std::move(path), id, fd, static_cast<std::uint64_t>(st.st_size)));
+      new SegmentFile(std::move(path), id, fd, static_cast<std::uint64_t>(st.st_size), disk));
 }
 
 SegmentFile::~SegmentFile() { ::close(fd_); }
@@ -106,10 +109,7 @@ Status SegmentFile::append(std::string_view data) {
   return Status::ok();
 }
 
-Status SegmentFile::sync() {
-  if (::fdatasync(fd_) != 0) return errno_status("cannot fdatasync", path_, errno);
-  return Status::ok();
-}
+Status SegmentFile::sync() { return disk_.sync_file(fd_, path_, size()); }
 
 Status SegmentFile::truncate(std::uint64_t size) {
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {

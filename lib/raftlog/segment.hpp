@@ -6,6 +6,10 @@
 // sync() and truncate() are called by one thread at a time (the engine's
 // writer). The file descriptor stays open until the last shared_ptr goes, so
 // a reader holding one can finish even after the file is unlinked.
+//
+// Syncs and creations go through the runtime::Disk given at create/open
+// (a simulation's disk decides what a crash keeps). REQUIRES: that disk
+// outlives the SegmentFile.
 #pragma once
 
 #include <atomic>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "kvcore/status.hpp"
+#include "runtime/disk.hpp"
 
 namespace kvcore::raftlog {
 
@@ -24,10 +29,12 @@ class SegmentFile {
   // Creates segment `id` in `dir` with its header, synced (file and
   // directory) so the file survives a crash before any record is acknowledged.
   [[nodiscard]] static Result<std::shared_ptr<SegmentFile>> create(const std::string& dir,
-                                                                   std::uint64_t id);
+                                                                   std::uint64_t id,
+                                                                   runtime::Disk& disk);
   // Opens an existing segment for reading and appending at its end.
   [[nodiscard]] static Result<std::shared_ptr<SegmentFile>> open(const std::string& dir,
-                                                                 std::uint64_t id);
+                                                                 std::uint64_t id,
+                                                                 runtime::Disk& disk);
   ~SegmentFile();
   SegmentFile(const SegmentFile&) = delete;
   SegmentFile& operator=(const SegmentFile&) = delete;
@@ -45,18 +52,19 @@ class SegmentFile {
   [[nodiscard]] Status read_all(std::string* out) const;
   // Writes `data` at the end. On failure the file's tail is unknown.
   [[nodiscard]] Status append(std::string_view data);
-  // fdatasync.
+  // Makes the whole file durable (Disk::sync_file: fdatasync on a real disk).
   [[nodiscard]] Status sync();
   // Cuts the file to `size` bytes and syncs it (drops a torn tail).
   [[nodiscard]] Status truncate(std::uint64_t size);
 
  private:
-  SegmentFile(std::string path, std::uint64_t id, int fd, std::uint64_t size)
-      : path_(std::move(path)), id_(id), fd_(fd), size_(size) {}
+  SegmentFile(std::string path, std::uint64_t id, int fd, std::uint64_t size, runtime::Disk& disk)
+      : path_(std::move(path)), id_(id), fd_(fd), disk_(disk), size_(size) {}
 
   const std::string path_;
   const std::uint64_t id_;
   const int fd_;
+  runtime::Disk& disk_;
   std::atomic<std::uint64_t> size_;
 };
 

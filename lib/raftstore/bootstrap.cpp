@@ -11,6 +11,7 @@
 #include "raftstore/peer_storage.hpp"
 #include "raftstore/region_init.hpp"
 #include "raftstore/store_impl.hpp"
+#include "runtime/runtime.hpp"
 
 namespace kvcore {
 
@@ -39,8 +40,11 @@ Status Store::bootstrap(const StoreOptions& options,
   const StoreIdent ident{o.cluster_id, o.store_id};
 
   KVCORE_RETURN_IF_ERROR(make_store_dir(o));
-  KVCORE_ASSIGN_OR_RETURN(auto raft_engine,
-                          raftlog::RaftLogEngine::open(o.raft_path, raftlog::RaftLogOptions{}));
+  raftlog::RaftLogOptions ro;
+  // The store's disk from the first byte on: a simulated disk must know every
+  // segment to tell what a crash keeps of it.
+  if (o.runtime != nullptr) ro.disk = &o.runtime->disk();
+  KVCORE_ASSIGN_OR_RETURN(auto raft_engine, raftlog::RaftLogEngine::open(o.raft_path, ro));
   KVCORE_ASSIGN_OR_RETURN(auto kv, open_engine(o.engine, o.kv_path, o.engine_options));
 
   KVCORE_ASSIGN_OR_RETURN(auto have_ident, raft_engine->get_state(kStoreRegion, kStoreIdentKey));

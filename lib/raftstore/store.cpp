@@ -90,6 +90,7 @@ Status StoreImpl::start() {
   }
   KVCORE_RETURN_IF_ERROR(make_store_dir(options_));
   raftlog::RaftLogOptions ro;
+  ro.disk = &rt_->disk();
   KVCORE_ASSIGN_OR_RETURN(raft_engine_, raftlog::RaftLogEngine::open(options_.raft_path, ro));
   KVCORE_ASSIGN_OR_RETURN(kv_,
                           open_engine(options_.engine, options_.kv_path, options_.engine_options));

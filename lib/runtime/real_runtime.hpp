@@ -101,6 +101,8 @@ class RealRuntime final : public Runtime {
   [[nodiscard]] Clock& clock() override { return clock_; }
   [[nodiscard]] Timers& timers() override { return *timers_; }
   [[nodiscard]] Random& random() override { return random_; }
+  // The machine's disk (real_disk()).
+  [[nodiscard]] Disk& disk() override { return real_disk(); }
   [[nodiscard]] std::unique_ptr<Executor> make_executor(std::string name,
                                                         std::size_t threads) override;
 

@@ -16,6 +16,8 @@
 // - Take randomness from a fork() of random() made at wiring time.
 // - Run background work on executors from make_executor(), never on threads
 //   of your own.
+// - Sync, create and remove write-ahead files through disk(), so that a
+//   simulation can tell what a power loss keeps.
 // - Assume no order between tasks of different executors, nor between tasks
 //   of one executor that has more than one thread. A one-thread executor runs
 //   its tasks one at a time in the order they were posted.
@@ -28,6 +30,7 @@
 #include <string_view>
 
 #include "runtime/clock.hpp"
+#include "runtime/disk.hpp"
 #include "runtime/random.hpp"
 #include "runtime/unique_function.hpp"
 
@@ -89,8 +92,9 @@ class Executor {
   [[nodiscard]] virtual std::size_t threads() const = 0;
 };
 
-// Owns a clock, timers and a root random generator, and makes executors.
-// Every object it returns lives as long as the Runtime.
+// Owns a clock, timers and a root random generator, makes executors, and
+// names the disk that durable files sync through. Every object it returns
+// lives as long as the Runtime (a SimView's disk: as long as that SimDisk).
 //
 // Thread-safety: clock(), timers() and make_executor() as their objects say;
 // random() returns a generator that is NOT thread-safe in any runtime: use it
@@ -102,6 +106,8 @@ class Runtime {
   [[nodiscard]] virtual Clock& clock() = 0;
   [[nodiscard]] virtual Timers& timers() = 0;
   [[nodiscard]] virtual Random& random() = 0;
+  // Thread-safe in every runtime (see Disk).
+  [[nodiscard]] virtual Disk& disk() = 0;
 
   // A pool named `name` (thread names, logs) with `threads` workers.
   // REQUIRES: threads >= 1 (0 is taken as 1).

@@ -1,5 +1,7 @@
 #include "runtime/sim_runtime.hpp"
 
+#include "runtime/sim_disk.hpp"
+
 #include <algorithm>
 #include <cassert>
 #include <chrono>
@@ -62,25 +64,33 @@ void SimClock::jump(Duration delta) {
 
 class SimRuntime::SimTimers final : public Timers {
  public:
-  SimTimers(SimRuntime& sim, const SimClock& view) : sim_(sim), view_(view) {}
+  // `view_id` names the SimView these timers belong to (0: none).
+  SimTimers(SimRuntime& sim, const SimClock& view, std::uint64_t view_id)
+      : sim_(sim), view_(view), view_id_(view_id) {}
 
   TimerId schedule_at(Instant deadline, Task task) override {
-    return sim_.schedule(view_, deadline, std::move(task));
+    return sim_.schedule(view_, view_id_, deadline, std::move(task));
   }
   TimerId schedule_after(Duration delay, Task task) override {
-    return sim_.schedule(view_, view_.now() + std::max(delay, Duration::zero()), std::move(task));
+    return sim_.schedule(view_, view_id_, view_.now() + std::max(delay, Duration::zero()),
+                         std::move(task));
   }
   bool cancel(TimerId id) override { return sim_.cancel(id); }
 
  private:
   SimRuntime& sim_;
   const SimClock& view_;
+  const std::uint64_t view_id_;
 };
 
 class SimRuntime::SimExecutor final : public Executor {
  public:
-  SimExecutor(SimRuntime& sim, std::string name, std::size_t threads)
-      : sim_(sim), name_(std::move(name)), threads_(std::max<std::size_t>(threads, 1)) {
+  // `view_id` names the SimView whose pauses hold this executor (0: none).
+  SimExecutor(SimRuntime& sim, std::string name, std::size_t threads, std::uint64_t view_id)
+      : sim_(sim),
+        name_(std::move(name)),
+        threads_(std::max<std::size_t>(threads, 1)),
+        view_id_(view_id) {
     sim_.attach(this);
   }
   ~SimExecutor() override {
@@ -105,6 +115,7 @@ class SimRuntime::SimExecutor final : public Executor {
 
   [[nodiscard]] std::string_view name() const override { return name_; }
   [[nodiscard]] std::size_t threads() const override { return threads_; }
+  [[nodiscard]] std::uint64_t view_id() const noexcept { return view_id_; }
 
   // How many of the queued tasks may run next: as many as the declared workers.
   [[nodiscard]] std::size_t offered() const { return std::min(threads_, queue_.size()); }
@@ -123,6 +134,7 @@ class SimRuntime::SimExecutor final : public Executor {
   SimRuntime& sim_;
   const std::string name_;
   const std::size_t threads_;
+  const std::uint64_t view_id_;
   std::deque<Task> queue_;
   bool stopped_ = false;
 };
@@ -139,7 +151,7 @@ SimRuntime::SimRuntime(const Options& options)
       random_(options.seed),
       scheduler_(random_.fork()),
       base_clock_(*this, ClockSkew{}),
-      base_timers_(std::make_unique<SimTimers>(*this, base_clock_)) {}
+      base_timers_(std::make_unique<SimTimers>(*this, base_clock_, 0)) {}
 
 SimRuntime::~SimRuntime() {
   assert(executors_.empty() && "SimRuntime destroyed before its executors");
@@ -149,8 +161,14 @@ SimRuntime::~SimRuntime() {
 Timers& SimRuntime::timers() { return *base_timers_; }
 
 std::unique_ptr<Executor> SimRuntime::make_executor(std::string name, std::size_t threads) {
+  return new_executor(std::move(name), threads, 0);
+}
+
+std::unique_ptr<SimRuntime::SimExecutor> SimRuntime::new_executor(std::string name,
+                                                                  std::size_t threads,
+                                                                  std::uint64_t view_id) {
   check_thread();
-  return std::make_unique<SimExecutor>(*this, std::move(name), threads);
+  return std::make_unique<SimExecutor>(*this, std::move(name), threads, view_id);
 }
 
 std::unique_ptr<SimClock> SimRuntime::clock_for(ClockSkew skew) {
@@ -159,11 +177,12 @@ std::unique_ptr<SimClock> SimRuntime::clock_for(ClockSkew skew) {
   return std::unique_ptr<SimClock>(new SimClock(*this, skew));
 }
 
-std::unique_ptr<SimView> SimRuntime::make_view(ClockSkew skew) {
+std::unique_ptr<SimView> SimRuntime::make_view(ClockSkew skew, SimDisk* disk) {
   std::unique_ptr<SimClock> clock = clock_for(skew);
-  auto timers = std::make_unique<SimTimers>(*this, *clock);
+  const std::uint64_t id = next_view_id_++;
+  auto timers = std::make_unique<SimTimers>(*this, *clock, id);
   return std::unique_ptr<SimView>(
-      new SimView(*this, std::move(clock), std::move(timers), random_.fork()));
+      new SimView(*this, std::move(clock), std::move(timers), random_.fork(), id, disk));
 }
 
 void SimRuntime::check_thread() const {
@@ -171,10 +190,12 @@ void SimRuntime::check_thread() const {
          "SimRuntime used from a thread other than the one that built it");
 }
 
-TimerId SimRuntime::schedule(const SimClock& view, Instant view_deadline, Task task) {
+TimerId SimRuntime::schedule(const SimClock& view, std::uint64_t view_id, Instant view_deadline,
+                             Task task) {
   check_thread();
   const std::uint64_t id = next_timer_id_++;
-  timers_.push(view.to_sim(view_deadline), id, TimerEntry{std::move(task), &view, view_deadline});
+  timers_.push(view.to_sim(view_deadline), id,
+               TimerEntry{std::move(task), &view, view_deadline, view_id});
   return TimerId{id};
 }
 
@@ -205,26 +226,93 @@ void SimRuntime::detach(SimExecutor* e) {
   executors_.erase(std::find(executors_.begin(), executors_.end(), e));
 }
 
+void SimRuntime::pause_view(std::uint64_t view_id, Instant until) {
+  check_thread();
+  if (until <= now_) return;
+  Instant& end = paused_until_.try_emplace(view_id, until).first->second;
+  end = std::max(end, until);
+}
+
+void SimRuntime::expire_pauses() {
+  std::erase_if(paused_until_, [this](const auto& p) { return p.second <= now_; });
+}
+
+void SimRuntime::forget_view(std::uint64_t view_id) {
+  check_thread();
+  paused_until_.erase(view_id);
+}
+
+Instant SimRuntime::resume_at(std::uint64_t view_id) const {
+  if (view_id == 0 || paused_until_.empty()) return Instant::min();
+  auto it = paused_until_.find(view_id);
+  return it == paused_until_.end() ? Instant::min() : it->second;
+}
+
+std::vector<std::uint64_t> SimRuntime::due_timers_of_running_views() const {
+  std::vector<std::uint64_t> ids;
+  std::optional<Instant> at;
+  timers_.visit([&](Instant deadline, std::uint64_t id, const TimerEntry& e) {
+    if (deadline > now_ || (at && deadline != *at)) return false;
+    if (paused(e.view_id)) return true;
+    at = deadline;
+    ids.push_back(id);
+    return true;
+  });
+  return ids;
+}
+
+std::optional<Instant> SimRuntime::next_event() const {
+  if (paused_until_.empty()) return timers_.next_deadline();
+  std::optional<Instant> best;
+  auto consider = [&best](Instant t) {
+    if (!best || t < *best) best = t;
+  };
+  for (const SimExecutor* e : executors_) {
+    if (e->queued() > 0) consider(std::max(now_, resume_at(e->view_id())));
+  }
+  // A timer is ready at its deadline or when its view's pause ends, whichever
+  // is later; past the best found so far no later deadline can beat it.
+  timers_.visit([&](Instant deadline, std::uint64_t /*id*/, const TimerEntry& e) {
+    if (best && deadline >= *best) return false;
+    consider(std::max(deadline, resume_at(e.view_id)));
+    return true;
+  });
+  return best;
+}
+
 bool SimRuntime::step() {
   check_thread();
+  expire_pauses();
+  // With no view paused, the timers offered are the first `timer_ties` in
+  // queue order; otherwise exactly those listed in `due`.
   std::size_t timer_ties = 0;
-  if (std::optional<Instant> first = timers_.next_deadline(); first && *first <= now_) {
-    timer_ties = timers_.earliest_ties();
+  std::vector<std::uint64_t> due;
+  if (paused_until_.empty()) {
+    if (std::optional<Instant> first = timers_.next_deadline(); first && *first <= now_) {
+      timer_ties = timers_.earliest_ties();
+    }
+  } else {
+    due = due_timers_of_running_views();
+    timer_ties = due.size();
   }
+  auto offered = [this](const SimExecutor* e) -> std::size_t {
+    return paused(e->view_id()) ? 0 : e->offered();
+  };
   std::size_t total = timer_ties;
-  for (const SimExecutor* e : executors_) total += e->offered();
+  for (const SimExecutor* e : executors_) total += offered(e);
   if (total == 0) return false;
 
   std::size_t pick = total == 1 ? 0 : static_cast<std::size_t>(scheduler_.uniform(total));
   if (pick < timer_ties) {
-    Task task = std::move(timers_.pop_nth(pick).payload.task);
+    Task task = due.empty() ? std::move(timers_.pop_nth(pick).payload.task)
+                            : std::move(timers_.remove(due[pick])->task);
     ++tasks_run_;
     task();
     return true;
   }
   pick -= timer_ties;
   for (SimExecutor* e : executors_) {
-    const std::size_t n = e->offered();
+    const std::size_t n = offered(e);
     if (pick < n) {
       e->run_one(pick);
       return true;
@@ -242,7 +330,8 @@ std::size_t SimRuntime::run_until_idle() {
 }
 
 bool SimRuntime::advance_towards(Instant end) {
-  const std::optional<Instant> next = timers_.next_deadline();
+  expire_pauses();
+  const std::optional<Instant> next = next_event();
   if (!next || *next > end) return false;
   now_ = std::max(now_, *next);
   return true;
@@ -286,8 +375,19 @@ Instant SimRuntime::now() const {
 
 std::size_t SimRuntime::ready_count() const {
   check_thread();
-  std::size_t n = timers_.count_until(now_);
-  for (const SimExecutor* e : executors_) n += e->queued();
+  std::size_t n = 0;
+  if (paused_until_.empty()) {
+    n = timers_.count_until(now_);
+  } else {
+    timers_.visit([&](Instant deadline, std::uint64_t /*id*/, const TimerEntry& e) {
+      if (deadline > now_) return false;
+      if (!paused(e.view_id)) ++n;
+      return true;
+    });
+  }
+  for (const SimExecutor* e : executors_) {
+    if (!paused(e->view_id())) n += e->queued();
+  }
   return n;
 }
 
@@ -304,13 +404,40 @@ std::optional<Instant> SimRuntime::next_deadline() const {
 // --- SimView ---------------------------------------------------------------
 
 SimView::SimView(SimRuntime& sim, std::unique_ptr<SimClock> clock, std::unique_ptr<Timers> timers,
-                 Random random)
-    : sim_(sim), clock_(std::move(clock)), timers_(std::move(timers)), random_(random) {}
+                 Random random, std::uint64_t id, SimDisk* disk)
+    : sim_(sim),
+      clock_(std::move(clock)),
+      timers_(std::move(timers)),
+      random_(random),
+      id_(id),
+      disk_(disk) {
+  if (disk_ != nullptr) disk_->bind(this);
+}
 
-SimView::~SimView() { sim_.drop_timers_of(*clock_); }
+SimView::~SimView() {
+  if (disk_ != nullptr) disk_->unbind(this);
+  sim_.forget_view(id_);
+  sim_.drop_timers_of(*clock_);
+}
+
+Disk& SimView::disk() {
+  if (disk_ != nullptr) return *disk_;
+  return real_disk();
+}
 
 std::unique_ptr<Executor> SimView::make_executor(std::string name, std::size_t threads) {
-  return sim_.make_executor(std::move(name), threads);
+  return sim_.new_executor(std::move(name), threads, id_);
+}
+
+void SimView::pause_for(Duration d) {
+  assert(d >= Duration::zero());
+  sim_.pause_view(id_, sim_.now() + std::max(d, Duration::zero()));
+}
+
+Duration SimView::paused_for() const {
+  const Instant now = sim_.now();
+  if (!sim_.paused(id_)) return Duration::zero();
+  return sim_.resume_at(id_) - now;
 }
 
 }  // namespace kvcore::runtime

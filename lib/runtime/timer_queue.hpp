@@ -74,6 +74,15 @@ class TimerQueue {
     return n;
   }
 
+  // Calls visit(deadline, id, payload) on the timers in (deadline, id)
+  // order until it returns false. `visit` must not change the queue.
+  template <class F>
+  void visit(F&& visit) const {
+    for (const auto& [key, payload] : by_deadline_) {
+      if (!visit(key.first, key.second, payload)) return;
+    }
+  }
+
   // Removes and returns the n-th (0-based) timer in (deadline, id) order.
   // REQUIRES: n < size().
   Entry pop_nth(std::size_t n) {

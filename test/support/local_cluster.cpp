@@ -43,8 +43,10 @@ LocalCluster::LocalCluster(LocalClusterOptions options)
     Node& n = nodes_[id];
     n.dir = std::make_unique<TempDir>("kvcore-cluster");
     const std::size_t i = id - 1;
-    n.view = sim_.make_view(i < options_.clock_skews.size() ? options_.clock_skews[i]
-                                                            : runtime::ClockSkew{});
+    if (options_.simulated_disk) n.disk = std::make_unique<runtime::SimDisk>();
+    n.view = sim_.make_view(
+        i < options_.clock_skews.size() ? options_.clock_skews[i] : runtime::ClockSkew{},
+        n.disk.get());
     StoreOptions& o = n.options;
     o.cluster_id = kClusterId;
     o.store_id = id;
@@ -55,10 +57,11 @@ LocalCluster::LocalCluster(LocalClusterOptions options)
       o.raft_path = n.dir->sub("raft");
     }
     o.tick_interval = options_.tick;
-    // crash() models a process crash for the raft log, which keeps unsynced
-    // writes, so syncing it would cost real time and prove nothing here (the
-    // kill -9 suite covers the synced path).
-    o.sync_log = false;
+    // Without a simulated disk, crash() models a process crash for the raft
+    // log, which keeps unsynced writes, so syncing it would cost real time
+    // and prove nothing here (the kill -9 suite covers the synced path). A
+    // simulated disk makes syncs free and crashes lose what was not synced.
+    o.sync_log = options_.simulated_disk;
     if (options_.tune) options_.tune(o);
     o.runtime = n.view.get();
 
@@ -122,6 +125,17 @@ bool LocalCluster::running(std::uint64_t id) const {
 const StoreOptions& LocalCluster::options(std::uint64_t id) const { return node(id).options; }
 StoreOptions& LocalCluster::mutable_options(std::uint64_t id) { return node(id).options; }
 runtime::SimView& LocalCluster::view(std::uint64_t id) { return *node(id).view; }
+runtime::SimDisk* LocalCluster::disk(std::uint64_t id) { return node(id).disk.get(); }
+
+void LocalCluster::set_disk_latency(std::uint64_t id, runtime::Duration latency) {
+  Node& n = node(id);
+  if (!n.disk) {
+    throw std::logic_error("LocalCluster: set_disk_latency needs simulated_disk");
+  }
+  n.disk->set_sync_latency(latency);
+}
+
+void LocalCluster::pause(std::uint64_t id, runtime::Duration d) { node(id).view->pause_for(d); }
 
 bool LocalCluster::shut_down(Node& n, std::uint64_t id) {
   if (!n.store) return false;
@@ -131,7 +145,7 @@ bool LocalCluster::shut_down(Node& n, std::uint64_t id) {
   // them, and keeps the clock where it was.
   const runtime::ClockSkew skew = n.view->sim_clock().skew();
   n.view.reset();
-  n.view = sim_.make_view(skew);
+  n.view = sim_.make_view(skew, n.disk.get());
   n.options.runtime = n.view.get();
   return true;
 }
@@ -144,6 +158,12 @@ void LocalCluster::crash(std::uint64_t id) {
   if (n.options.engine == EngineKind::kMemory && !n.options.kv_path.empty()) {
     // NotFound only when the store never opened its engine: nothing to drop.
     static_cast<void>(MemoryEngine::crash_at(n.options.kv_path));
+  }
+  if (n.disk) {
+    if (Status s = n.disk->crash(); !s.is_ok()) {
+      throw std::runtime_error("LocalCluster: crash of store " + std::to_string(id) + ": " +
+                               s.to_string() + "; " + replay_hint(options_.seed));
+    }
   }
 }
 

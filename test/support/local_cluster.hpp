@@ -14,6 +14,12 @@
 // seed, e.g. INFO(kvcore::test::replay_hint(seed)) from seed.hpp, and take it
 // from kvcore::test::test_seed()/test_seeds() so KVCORE_SEED replays it.
 //
+// Durability: the memory kv engine always loses its unsynced writes at
+// crash(). The raft log is on a real file system and, by default, keeps what
+// was written (a process crash) while stores skip its syncs. With
+// simulated_disk each store's raft log goes through a SimDisk of its own and
+// is synced as in production, and crash() is a power loss for it too.
+//
 // Each store has its own temporary directory (removed with the cluster),
 // store ids are 1..N, the cluster id is 1, and stores 1..bootstrapped are
 // bootstrapped with those stores as the voters of region 1; the others
@@ -37,6 +43,7 @@
 #include "kvcore/memory_network.hpp"
 #include "kvcore/status.hpp"
 #include "kvcore/store.hpp"
+#include "runtime/sim_disk.hpp"
 #include "runtime/sim_runtime.hpp"
 #include "temp_dir.hpp"
 
@@ -61,6 +68,12 @@ struct LocalClusterOptions {
   std::vector<runtime::ClockSkew> clock_skews = {};
   // StoreOptions::tick_interval of every store.
   std::chrono::milliseconds tick{100};
+  // Gives each store a runtime::SimDisk (kept across its restarts) under its
+  // raft log, and sync_log = true (before `tune`): syncs then cost no real
+  // time, and crash() drops every raft log write that was not synced, as a
+  // power loss would. false keeps the raft log's unsynced writes at crash()
+  // and turns sync_log off.
+  bool simulated_disk = false;
 };
 
 class LocalCluster {
@@ -92,16 +105,33 @@ class LocalCluster {
   [[nodiscard]] StoreOptions& mutable_options(std::uint64_t id);
   // Store `id`'s runtime, for jumping its clock (view(id).sim_clock().jump).
   // A stop or crash replaces it (the old one's pending timers die with the
-  // store); the clock skew, jumps included, carries over.
+  // store, and so does a pause); the clock skew, jumps included, carries
+  // over, and so does the SimDisk.
   [[nodiscard]] runtime::SimView& view(std::uint64_t id);
+  // Store `id`'s SimDisk; nullptr without simulated_disk. Lives as long as
+  // the cluster.
+  [[nodiscard]] runtime::SimDisk* disk(std::uint64_t id);
+
+  // A slow disk: each raft log sync of store `id` from now on stalls the
+  // store for `latency` (SimDisk::set_sync_latency); zero makes syncs free
+  // again. Survives restarts. Throws std::logic_error without
+  // simulated_disk.
+  void set_disk_latency(std::uint64_t id, runtime::Duration latency);
+  // Stalls store `id` for `d` of simulated time (SimView::pause_for): its
+  // executors and timers run nothing meanwhile; frames to it wait in its
+  // inbox. A stop or crash ends the pause.
+  void pause(std::uint64_t id, runtime::Duration d);
 
   // Detaches store `id` from the network and destroys it (a clean stop: its
   // pending requests complete with Unavailable). No-op when not running.
   void stop(std::uint64_t id);
   // A machine crash: detaches and destroys the store like stop(), then, with
   // the memory engine, drops every kv write that was not synced
-  // (MemoryEngine::crash_at). The raft log on disk keeps what was written
-  // (synced or not: a process crash, not a power loss, for that engine).
+  // (MemoryEngine::crash_at). Without simulated_disk the raft log on disk
+  // keeps what was written (synced or not: a process crash, not a power
+  // loss, for that engine); with it, SimDisk::crash() cuts the raft log back
+  // to what was synced. Throws std::runtime_error when the disk cannot be cut
+  // (a harness failure).
   void crash(std::uint64_t id);
   // Opens store `id` again from its directories with options(id) and
   // attaches it. FailedPrecondition when it is running; otherwise what
@@ -162,6 +192,7 @@ class LocalCluster {
  private:
   struct Node {
     std::unique_ptr<TempDir> dir;
+    std::unique_ptr<runtime::SimDisk> disk;  // outlives the views bound to it
     std::unique_ptr<runtime::SimView> view;
     StoreOptions options;
     std::unique_ptr<Store> store;
