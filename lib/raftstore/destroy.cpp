@@ -13,7 +13,13 @@
 namespace kvcore::raftstore {
 
 Status Peer::destroy(bool clear_data) {
-  fail_all(region_not_found(region_.id));
+  // Reads and requests not yet proposed had no effect: RegionNotFound sends
+  // them elsewhere. A proposal may still commit through the peers that
+  // remain, so its outcome is unknown (RegionNotFound would say "no effect").
+  const Status in_flight = Status::unavailable(
+      fmt::format("region {}: peer destroyed with the command in flight; outcome unknown",
+                  region_.id));
+  fail_all(region_not_found(region_.id), &in_flight);
   {
     std::lock_guard lock(lease_->mu);
     lease_->leader = false;

@@ -158,8 +158,7 @@ void Peer::propose_prepare_merge(const RegionMeta& target, Instant deadline, Wri
   // applying it may have the target take writes for this range.
   lease_until_ = Instant::min();
   publish_lease();
-  proposals_.push_back(
-      {raw_->last_index(), raw_->term(), ctx_.clock->now(), deadline, std::move(done)});
+  track_proposal(ctx_.clock->now(), deadline, std::move(done));
   KVCORE_LOG_INFO("region {}: PrepareMerge into region {} proposed at {} (min index {})",
                   region_.id, target.id, prepare_merge_proposed_, min_index);
 }

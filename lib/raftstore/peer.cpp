@@ -19,10 +19,30 @@ namespace {
 // the truth after a crash: the kv engine is synced whenever the raft log is
 // about to lose entries (compaction) or gets a snapshot, so the raft log
 // can only lag behind it.
-Status reconcile(raftlog::RaftLogEngine& engine, std::uint64_t region, const ApplyState& apply,
-                 RegionLocalState& rs) {
+//
+// With sync_log off, the raft log can also lose a tail the kv engine has
+// already applied (a synced apply batch, e.g. a compaction's, made it to disk
+// and the raft log's unsynced entries below it did not). The applied state
+// is then taken as a snapshot: the kv apply state is truncated there first,
+// then the raft log moved to it. The peer's acknowledgements of the lost
+// entries are void; that is the durability sync_log = false gives up.
+Status reconcile(raftlog::RaftLogEngine& engine, Engine& kv, std::uint64_t region,
+                 ApplyState& apply, RegionLocalState& rs) {
   raftlog::RaftLogStorage log(engine, region);
   raftlog::LogBatch b;
+  KVCORE_ASSIGN_OR_RETURN(raft::Index last, log.last_index());
+  if (last < apply.applied_index) {
+    apply.truncated_index = apply.applied_index;
+    apply.truncated_term = apply.applied_term;
+    auto kb = kv.new_write_batch();
+    kb->put(CF::kRaft, apply_state_key(region), encode_apply_state(apply));
+    WriteOptions wo;
+    wo.sync = true;
+    KVCORE_RETURN_IF_ERROR(kv.write(*kb, wo));
+    KVCORE_LOG_WARN("region {}: the raft log ends at {}, before the applied index {} (sync_log "
+                    "off and a crash): restarting the log from the applied state",
+                    region, last, apply.applied_index);
+  }
   auto term_at = log.term(apply.truncated_index);
   const bool matches = term_at.is_ok() && *term_at == apply.truncated_term;
   KVCORE_ASSIGN_OR_RETURN(raft::Index first, log.first_index());
@@ -106,7 +126,7 @@ Result<std::unique_ptr<Peer>> Peer::load(const PeerContext& ctx, std::uint64_t r
   if (!apply.is_ok()) {
     return apply.status().with_context(fmt::format("region {}: kv apply state", region_id));
   }
-  KVCORE_RETURN_IF_ERROR(reconcile(engine, region_id, *apply, rs));
+  KVCORE_RETURN_IF_ERROR(reconcile(engine, *ctx.kv, region_id, *apply, rs));
 
   const PeerMeta* self = apply->region.peer_on_store(ctx.store_id);
   if (self == nullptr) {
@@ -286,8 +306,22 @@ void Peer::propose(WriteRequest req) {
     return;
   }
   ctx_.metrics->proposals.inc();
-  proposals_.push_back(
-      {raw_->last_index(), raw_->term(), req.start, req.deadline, std::move(req.done)});
+  track_proposal(req.start, req.deadline, std::move(req.done));
+}
+
+void Peer::track_proposal(Instant start, Instant deadline, WriteCallback done) {
+  const raft::Index index = raw_->last_index();
+  while (!proposals_.empty() && proposals_.back().index >= index) {
+    Proposal stale = std::move(proposals_.back());
+    proposals_.pop_back();
+    if (stale.done) {
+      stale.done(Status(Code::kUnavailable,
+                        fmt::format("region {}: proposal at {} superseded by a newer term",
+                                    region_.id, stale.index),
+                        SubCode::kStaleCommand));
+    }
+  }
+  proposals_.push_back({index, raw_->term(), start, deadline, std::move(done)});
 }
 
 void Peer::propose_split(BatchSplitCmd split, Instant deadline, WriteCallback done) {
@@ -312,8 +346,7 @@ void Peer::propose_split(BatchSplitCmd split, Instant deadline, WriteCallback do
     return;
   }
   ctx_.metrics->proposals.inc();
-  proposals_.push_back(
-      {raw_->last_index(), raw_->term(), ctx_.clock->now(), deadline, std::move(done)});
+  track_proposal(ctx_.clock->now(), deadline, std::move(done));
 }
 
 void Peer::campaign() {
@@ -410,7 +443,7 @@ void Peer::fail_reads(const Status& s) {
   read_batches_.clear();
 }
 
-void Peer::fail_all(const Status& s) {
+void Peer::fail_all(const Status& s, const Status* proposals) {
   fail_reads(s);
   fail_conf_change(s);
   for (auto& w : waiting_reads_) w.req.fail(s);
@@ -419,7 +452,7 @@ void Peer::fail_all(const Status& s) {
     if (p.done) {
       auto cb = std::move(p.done);
       p.done = nullptr;
-      cb(s);
+      cb(proposals != nullptr ? *proposals : s);
     }
   }
   proposals_.clear();

@@ -200,7 +200,9 @@ class Peer {
   // Fails every request past its deadline.
   void expire(Instant now);
   // Fails everything pending (the store is stopping).
-  void fail_all(const Status& s);
+  // `proposals` answers the commands already proposed (default: `s`); they
+  // may still commit through other peers, so it must not claim "no effect".
+  void fail_all(const Status& s, const Status* proposals = nullptr);
   // Removes the peer's state from both engines (destroy.cpp): a tombstone
   // replaces its raft log and region record; its apply state goes and, with
   // `clear_data`, its keys. Its lease ends. The store then drops the Peer.
@@ -270,6 +272,13 @@ class Peer {
     Instant deadline;
     WriteCallback done;  // empty once completed (timeout) or for admin commands
   };
+  // Queues the proposal just made (at the log's last index, in the current
+  // term). Proposals queued at that index or above were made in an earlier
+  // term and their entries since cut from this leader's log (it was a
+  // follower in between): they can never commit, and are answered with
+  // StaleCommand here, so the queue stays in index order for
+  // complete_proposals().
+  void track_proposal(Instant start, Instant deadline, WriteCallback done);
   struct ReadBatch {
     Instant start;
     raft::Term term = 0;

@@ -294,8 +294,14 @@ void StoreImpl::handle(Input& in) {
         continue;
       }
       auto it = peers_.find(env.region_id);
-      if (it == peers_.end() && (env.message.type == raft::MessageType::kAppend ||
-                                 env.message.type == raft::MessageType::kHeartbeat)) {
+      // A leader's appends and heartbeats make a peer here, and so do a
+      // candidate's (pre-)vote requests: a region whose split or creation
+      // this store missed (it caught up on the parent by snapshot) may need
+      // this store's vote before any leader exists to reach it.
+      const auto type = env.message.type;
+      if (it == peers_.end() &&
+          (type == raft::MessageType::kAppend || type == raft::MessageType::kHeartbeat ||
+           type == raft::MessageType::kVote || type == raft::MessageType::kPreVote)) {
         it = create_peer(env.region_id, env.to_peer, env.from_peer);
       }
       if (it == peers_.end()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <map>
+#include <set>
 #include <span>
 #include <string_view>
 #include <tuple>
@@ -465,7 +466,23 @@ LinearizabilityResult check_linearizable(std::vector<Operation> history, std::si
   });
 
   std::string inconclusive;
-  for (const auto& [key, originals] : keys) {
+  for (auto& [key, originals] : keys) {
+    // An operation of unknown outcome that sets a value no operation ever
+    // needs (no read returned it, no compare-and-set expected it) can be
+    // left out: placing it is never needed, since a write that nothing
+    // observes can be taken out of any order without changing what the
+    // others see. Writes of unique values that timed out are the common
+    // case, and each one kept would multiply the search. A delete (absent)
+    // stays: an absent read may be its doing.
+    std::set<std::string_view> needed;
+    for (const Operation* op : *originals) {
+      if (op->kind == Operation::Kind::kRead && op->value) needed.insert(*op->value);
+      if (op->kind == Operation::Kind::kCas && op->expected) needed.insert(*op->expected);
+    }
+    std::erase_if(*originals, [&](const Operation* op) {
+      return op->ret == kUnknownReturn && op->kind != Operation::Kind::kRead && op->value &&
+             needed.count(*op->value) == 0;
+    });
     std::map<std::string_view, ValueId> ids;
     auto id_of = [&](const std::optional<std::string>& v) -> ValueId {
       if (!v) return kAbsent;
