@@ -164,6 +164,7 @@ int main(int argc, char** argv) {
   std::uint64_t done = 0;
   std::uint64_t failed_count = 0;
   std::uint64_t ops = 0;
+  double sim_seconds = 0;
   std::vector<SimReport> failures;
   auto last_progress = began;
   const bool single = !args.minutes && args.first == args.last;
@@ -179,6 +180,7 @@ int main(int argc, char** argv) {
       std::lock_guard lock(mu);
       ++done;
       ops += r.history_ops;
+      sim_seconds += r.sim_seconds;
       if (!r.ok) {
         ++failed_count;
         std::printf("%s", r.details().c_str());
@@ -214,14 +216,16 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
 
   const double minutes = std::chrono::duration<double>(Clock::now() - began).count() / 60;
+  const double wall = minutes * 60;
   std::printf("%llu seeds (%llu..%llu), %llu ok, %llu failed, %llu operations checked, "
-              "%.2f min, %.1f seeds/min\n",
+              "%.2f min, %.1f seeds/min, %.0f simulated s (%.0fx wall time)\n",
               static_cast<unsigned long long>(done), static_cast<unsigned long long>(args.first),
               static_cast<unsigned long long>(args.first + done - 1),
               static_cast<unsigned long long>(done - failed_count),
               static_cast<unsigned long long>(failed_count),
               static_cast<unsigned long long>(ops), minutes,
-              minutes > 0 ? static_cast<double>(done) / minutes : 0.0);
+              minutes > 0 ? static_cast<double>(done) / minutes : 0.0, sim_seconds,
+              wall > 0 ? sim_seconds / wall : 0.0);
   if (failures.empty()) return 0;
 
   if (args.shrink) {

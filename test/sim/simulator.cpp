@@ -33,6 +33,7 @@ class Simulator {
     report_.options = o;
     test::Rng draw(o.seed ^ 0x5170'8e55ULL);
     report_.stores = o.stores != 0 ? o.stores : (draw.chance(0.2) ? 5 : 3);
+    pre_split_ = draw.chance(0.6);
     report_.options.stores = report_.stores;
     for (std::size_t i = 0; i < o.keys; ++i) keys_.push_back(fmt::format("k{:02}", i));
     ScheduleOptions so;
@@ -84,6 +85,7 @@ class Simulator {
   SimOptions o_;
   SimReport report_;
   std::vector<std::string> keys_;
+  bool pre_split_ = false;
   test::Rng admin_rng_;
   test::Rng drop_rng_{0};
   std::unique_ptr<test::LocalCluster> cluster_;
@@ -133,6 +135,15 @@ SimReport Simulator::run() {
   if (c.wait_leader() == 0) {
     fail("no leader was elected before the workload started");
     return std::move(report_);
+  }
+  // Most runs start with two regions, so merges have a neighbour from the
+  // start (splits in the schedule make more).
+  if (pre_split_) {
+    const auto leader = c.leader(1);
+    auto split_done = std::make_shared<bool>(false);
+    c.store(leader).async_split_region(1, {keys_[keys_.size() / 2]}, RequestOptions{5s},
+                                       [split_done](const Status&) { *split_done = true; });
+    c.sim().run_until([&] { return *split_done; }, 6s);
   }
   start_ = c.sim().now();
 
@@ -193,6 +204,7 @@ SimReport Simulator::run() {
   report_.stats = workload_->stats();
   report_.frames_dropped = c.net().dropped();
   report_.tasks = c.sim().tasks_run();
+  report_.sim_seconds = static_cast<double>((c.sim().now() - c.sim().start()).count()) / 1e9;
   report_.ok = report_.failures.empty();
   return std::move(report_);
 }

@@ -79,6 +79,7 @@ struct SimReport {
   std::uint64_t final_regions = 0;
   std::uint64_t frames_dropped = 0;
   std::uint64_t tasks = 0;  // simulated tasks run
+  double sim_seconds = 0;   // simulated time the run covered
 
   // One line: seed, verdict and counts.
   [[nodiscard]] std::string summary() const;
