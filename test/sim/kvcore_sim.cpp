@@ -7,7 +7,8 @@
 // Options: --jobs J (seeds run on J threads, default 1), --stores 3|5,
 // --faults N, --workload-ms T, --clients C, --keys K, --skip-faults a,b,c
 // (leave faults of the schedule out), --max-tasks N (a run taking more
-// simulated tasks fails as a livelock), --trace (print each fault as applied),
+// simulated tasks fails as a livelock), --trace (print each fault as applied,
+// with the stores' info log lines),
 // --verbose (details of every seed), --no-shrink, --shrink-runs N,
 // --sabotage follower-reads|skip-log-sync (break the store on purpose, to
 // watch the checkers catch it).
@@ -30,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "kvcore/logging.hpp"
 #include "raftstore/sabotage.hpp"
 #include "simulator.hpp"
 
@@ -152,6 +154,9 @@ Args parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   kvcore::raftstore::testing::set_sabotage(args.sabotage);
+  // With --trace the stores' own info lines (elections aside: splits,
+  // merges, destroyed peers, snapshots) interleave with the faults.
+  if (args.base.trace) kvcore::set_log_level(kvcore::LogLevel::kInfo);
 
   const auto began = Clock::now();
   const auto deadline =

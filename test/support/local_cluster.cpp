@@ -288,11 +288,16 @@ Status LocalCluster::follow_leader(
   // Hints followed without waiting since the last back-off: two stores with
   // stale hints pointing at each other must not spin with the clock stopped.
   std::size_t hops = 0;
+  // After a back-off the next store in id order is asked: the key's region
+  // may have no peer on the store just asked (it moved, or was split or
+  // merged away there), and leader() only knows region 1.
   auto back_off = [&] {
     const runtime::Duration left = std::max(deadline - sim_.now(), runtime::Duration::zero());
     sim_.run_for(std::min<runtime::Duration>(options_.tick, left));
     hops = 0;
-    target = leader();
+    auto next = nodes_.upper_bound(target);
+    if (next == nodes_.end()) next = nodes_.begin();
+    target = next->first;
   };
   for (;;) {
     const auto remaining =

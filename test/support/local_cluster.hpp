@@ -174,7 +174,8 @@ class LocalCluster {
   // --- requests that find the leader ---
   // Start at leader() (or any running store), follow NotLeader hints, and
   // after an Unavailable or ResourceExhausted answer without a usable hint
-  // wait one tick and ask again, until `timeout` of simulated time has
+  // wait one tick and ask the next running store (in id order), until
+  // `timeout` of simulated time has
   // passed. Any other answer is returned as is. DeadlineExceeded, with the
   // last answer in its message, when time runs out.
   Status put_any(std::string_view key, std::string_view value,
