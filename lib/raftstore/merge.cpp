@@ -496,16 +496,26 @@ bool StoreImpl::finish_merges(const std::vector<Peer*>& worked) {
   return gone;
 }
 
-bool StoreImpl::snapshot_range_ok(const RegionMeta& r) {
+bool StoreImpl::snapshot_range_ok(const RegionMeta& r, bool commit_stale) {
   bool ok = true;
+  std::vector<std::uint64_t> stale;
   for (const auto& [id, peer] : peers_) {
     if (id == r.id || !peer->initialized()) continue;
     const RegionMeta& o = peer->region();
     if (!overlaps(o, r)) continue;
-    ok = false;
     if (covers(r, o) && o.epoch.version < r.epoch.version) {
       // Versions only grow along a range's history: a newer region holding
       // all of `o` means `o` was merged away and this peer missed it.
+      stale.push_back(id);
+    } else {
+      ok = false;
+    }
+  }
+  // Stale peers go only with a snapshot that lands: destroyed while the
+  // target here goes on by its log instead, a CommitMerge would find no
+  // source to take in.
+  if (ok && commit_stale) {
+    for (auto id : stale) {
       KVCORE_LOG_INFO("store {}: region {} is covered by a newer snapshot of region {}; stale",
                       options_.store_id, id, r.id);
       stale_overlaps_.push_back(id);

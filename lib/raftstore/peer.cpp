@@ -224,9 +224,16 @@ void Peer::add_chunk(SnapshotChunk chunk) {
 void Peer::step_snapshot(SnapshotChunk header, std::string data) {
   const auto& meta = header.message.snapshot->metadata;
   auto reader = SnapshotDataReader::open(data);
+  // Raft restores a snapshot only past its commit index and when its log
+  // does not already hold the snapshot's last entry (it then fast-forwards
+  // its commit and applies by log). Peers the snapshot finds stale are
+  // destroyed only when it will be restored.
+  const auto log_term = storage_->term(meta.index);
+  const bool restores = meta.index > raw_->committed() &&
+                        !(log_term.is_ok() && *log_term == meta.term);
   if (!reader.is_ok() || reader->state().applied_index != meta.index ||
       reader->state().region.id != region_.id ||
-      (ctx_.range_free && !ctx_.range_free(reader->state().region))) {
+      (ctx_.range_free && !ctx_.range_free(reader->state().region, restores))) {
     ctx_.metrics->snapshot_chunks_dropped.inc();
     // A range conflict is expected while this store has not yet applied the
     // split that makes room for the region; the leader sends it again.

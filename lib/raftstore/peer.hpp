@@ -70,9 +70,13 @@ struct PeerContext {
   runtime::Clock* clock = nullptr;
   StoreMetrics* metrics = nullptr;
   const StoreOptions* options = nullptr;
-  // Whether `region` overlaps no region of this store other than its own id
-  // (a snapshot is refused when it would).
-  std::function<bool(const RegionMeta& region)> range_free;
+  // Whether a snapshot of `region` may land: it overlaps no region of this
+  // store other than its own id, except ones it shows to be stale (merged
+  // away: `commit_stale` set) — when `commit_stale` is true those are
+  // destroyed after the round, which the caller asks for only when the
+  // snapshot will be restored (it replaces their data and their part of the
+  // log). A snapshot is refused when this is false.
+  std::function<bool(const RegionMeta& region, bool commit_stale)> range_free;
   // Applying a CommitMerge on a target peer: brings this store's peer of
   // the merge's source up to its PrepareMerge (from its own log and the
   // command's entries), staging into the same kv batch. An error means the

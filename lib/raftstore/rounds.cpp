@@ -233,6 +233,7 @@ void StoreImpl::schedule_round() {
 void StoreImpl::stop_on_error(const Status& s) {
   KVCORE_LOG_ERROR("store {}: {}; the store stops serving", options_.store_id, s.to_string());
   failed_ = true;
+  metrics_.store_failures.inc();
   for (auto& [id, peer] : peers_) peer->fail_all(s);
 }
 

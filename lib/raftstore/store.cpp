@@ -117,7 +117,9 @@ Status StoreImpl::start() {
   ctx.clock = &rt_->clock();
   ctx.metrics = &metrics_;
   ctx.options = &options_;
-  ctx.range_free = [this](const RegionMeta& r) { return snapshot_range_ok(r); };
+  ctx.range_free = [this](const RegionMeta& r, bool commit_stale) {
+    return snapshot_range_ok(r, commit_stale);
+  };
   ctx.catch_up_merge_source = [this](const CommitMergeCmd& m, ApplyBatch& ab) {
     return catch_up_merge_source(m, ab);
   };

@@ -313,10 +313,10 @@ class StoreImpl final : public Store {
   // peers the round worked on) took in, and the stale peers found covered;
   // answers merge_region() callers. True when regions went away.
   bool finish_merges(const std::vector<Peer*>& worked);
-  // PeerContext::range_free: also notes initialized peers here that the
-  // snapshot's region covers with a newer version (stale: merged away) for
-  // finish_merges() to destroy, so the leader's next snapshot lands.
-  [[nodiscard]] bool snapshot_range_ok(const RegionMeta& r);
+  // PeerContext::range_free: initialized peers here that the snapshot's
+  // region covers with a newer version (stale: merged away) do not block it;
+  // with `commit_stale` they are noted for finish_merges() to destroy.
+  [[nodiscard]] bool snapshot_range_ok(const RegionMeta& r, bool commit_stale);
   // PeerContext::catch_up_merge_source.
   [[nodiscard]] Status catch_up_merge_source(const CommitMergeCmd& merge, ApplyBatch& ab);
   // At open: destroys peers whose range a newer region here covers (a

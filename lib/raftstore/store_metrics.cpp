@@ -74,6 +74,9 @@ StoreMetrics::StoreMetrics(metrics::Registry& r)
                                       "(apply_round_budget spent)")),
       store_heartbeats(r.counter("kvcore_store_heartbeats_total",
                                  "Empty frames sent so a store hears from this one every tick")),
+      store_failures(r.counter("kvcore_store_failures_total",
+                               "Internal errors after which the store stopped serving (it "
+                               "needs a restart)")),
       parallel_passes(r.counter("kvcore_parallel_passes_total",
                                 "Round phases that stepped or applied regions on several threads")),
       conf_changes_proposed(r.counter("kvcore_conf_changes_total",

@@ -50,6 +50,7 @@ struct StoreMetrics {
   metrics::Counter& region_wakeups;
   metrics::Counter& rounds_deferred_apply;
   metrics::Counter& store_heartbeats;
+  metrics::Counter& store_failures;
   metrics::Counter& parallel_passes;
   metrics::Counter& conf_changes_proposed;
   metrics::Counter& conf_changes_applied;

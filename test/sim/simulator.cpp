@@ -99,6 +99,7 @@ class Simulator {
   std::map<std::size_t, std::pair<std::uint64_t, milliseconds>> slow_disks_;
   std::map<std::uint64_t, std::size_t> crashed_;  // store -> crash fault
   std::map<std::string, std::optional<std::string>> final_values_;
+  std::set<std::uint64_t> failed_stores_;
 };
 
 constexpr milliseconds kBaseDelayMax{8};
@@ -491,6 +492,11 @@ void Simulator::sample_tiling(bool final_check) {
   std::vector<RegionReport> reports;
   for (auto id : c.store_ids()) {
     if (!c.running(id)) continue;
+    // A store that stopped itself on an internal error (it logs why) is a
+    // failed run, even when the others carry the cluster on.
+    if (c.store(id).metric("kvcore_store_failures_total") != 0 && failed_stores_.insert(id).second) {
+      fail(fmt::format("store {} stopped serving after an internal error (see its log)", id));
+    }
     for (const auto& r : c.store(id).regions()) {
       reports.push_back({id, r.region_id, r.start_key, r.end_key, r.version, r.conf_ver});
     }
