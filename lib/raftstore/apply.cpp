@@ -270,10 +270,7 @@ void Peer::complete_proposals(raft::Index index, raft::Term term, const Status& 
       ctx_.metrics->write_seconds.observe(std::chrono::duration<double>(now - p.start).count());
       p.done(result);
     } else {
-      p.done(Status(
-          Code::kUnavailable,
-          fmt::format("region {}: proposal at {} superseded by a newer term", region_.id, p.index),
-          SubCode::kStaleCommand));
+      p.done(stale_command(region_.id, p.index));
     }
   }
 }

@@ -321,12 +321,7 @@ void Peer::track_proposal(Instant start, Instant deadline, WriteCallback done) {
   while (!proposals_.empty() && proposals_.back().index >= index) {
     Proposal stale = std::move(proposals_.back());
     proposals_.pop_back();
-    if (stale.done) {
-      stale.done(Status(Code::kUnavailable,
-                        fmt::format("region {}: proposal at {} superseded by a newer term",
-                                    region_.id, stale.index),
-                        SubCode::kStaleCommand));
-    }
+    if (stale.done) stale.done(stale_command(region_.id, stale.index));
   }
   proposals_.push_back({index, raw_->term(), start, deadline, std::move(done)});
 }

@@ -38,6 +38,12 @@ Status epoch_not_match(const RegionMeta& region, const RegionEpoch& expected) {
       SubCode::kEpochNotMatch};
 }
 
+Status stale_command(std::uint64_t region, std::uint64_t index) {
+  return {Code::kUnavailable,
+          fmt::format("region {}: proposal at {} superseded by a newer term", region, index),
+          SubCode::kStaleCommand};
+}
+
 Status region_merging(std::uint64_t region) {
   return {Code::kUnavailable, fmt::format("region {} is being merged", region),
           SubCode::kRegionMerging};

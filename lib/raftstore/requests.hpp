@@ -101,5 +101,7 @@ struct LeaseState {
          (expected.conf_ver == 0 || region.epoch.conf_ver == expected.conf_ver);
 }
 [[nodiscard]] Status region_merging(std::uint64_t region);
+// Unavailable/StaleCommand: the proposal at `index` lost its place in the log.
+[[nodiscard]] Status stale_command(std::uint64_t region, std::uint64_t index);
 
 }  // namespace kvcore::raftstore

@@ -12,7 +12,9 @@
 //   overlap at the same epoch version, sampled throughout the run, and at the
 //   end the freshest regions cover every key exactly once (check_tiling);
 // - the cluster recovers: once every fault is healed, every key can be read
-//   within a bound.
+//   within a bound, and no store stopped itself on an internal error;
+// - the run ends: past SimOptions::max_tasks simulated steps it fails as a
+//   livelock.
 //
 // Everything the run does is a function of SimOptions: the same options
 // replay the same run, event for event. The run takes simulated time only;

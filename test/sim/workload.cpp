@@ -97,7 +97,6 @@ void Workload::issue(std::size_t client) {
   Store& store = c_.store(id);
   const RequestOptions opts = request_options();
   const auto& keys = o_.keys;
-  const auto key_at = [&](std::size_t i) { return keys[i]; };
   const std::size_t k = rng_.next() % keys.size();
   // Batches take neighbouring keys, which more often share a region.
   const std::size_t k2 = std::min(keys.size() - 1, k + 1 + rng_.next() % 2);
@@ -110,11 +109,11 @@ void Workload::issue(std::size_t client) {
     Operation op;
     op.client = client;
     op.kind = Operation::Kind::kRead;
-    op.key = key_at(k);
+    op.key = keys.at(k);
     op.call = now();
     ops_.push_back(std::move(op));
     dead_.push_back(false);
-    store.async_get(key_at(k), opts,
+    store.async_get(keys.at(k), opts,
                     [this, client, slot](Result<std::optional<std::string>> r) {
                       finish_get(client, slot, r);
                     });
@@ -124,8 +123,8 @@ void Workload::issue(std::size_t client) {
     std::size_t a = rng_.next() % keys.size();
     std::size_t b = rng_.next() % (keys.size() + 1);
     if (b < a) std::swap(a, b);
-    const std::string start = a == 0 && rng_.chance(0.3) ? std::string() : key_at(a);
-    const std::string end = b == keys.size() ? std::string() : key_at(b);
+    const std::string start = a == 0 && rng_.chance(0.3) ? std::string() : keys.at(a);
+    const std::string end = b == keys.size() ? std::string() : keys.at(b);
     const std::size_t limit = rng_.chance(0.5) ? 0 : 1 + rng_.next() % 4;
     const bool reverse = rng_.chance(0.3);
     const std::int64_t call = now();
@@ -142,24 +141,24 @@ void Workload::issue(std::size_t client) {
   std::vector<std::optional<std::string>> expected;
   bool conditional = false;
   if (pick < 63) {  // put
-    kv.emplace_back(key_at(k), fresh_value(client));
+    kv.emplace_back(keys.at(k), fresh_value(client));
   } else if (pick < 68) {  // delete
-    kv.emplace_back(key_at(k), std::nullopt);
+    kv.emplace_back(keys.at(k), std::nullopt);
   } else if (pick < 76) {  // atomic batch of puts
-    kv.emplace_back(key_at(k), fresh_value(client));
-    if (k2 != k) kv.emplace_back(key_at(k2), fresh_value(client));
+    kv.emplace_back(keys.at(k), fresh_value(client));
+    if (k2 != k) kv.emplace_back(keys.at(k2), fresh_value(client));
   } else if (pick < 97) {  // conditional batch: compare-and-set per key
     conditional = true;
-    kv.emplace_back(key_at(k), rng_.chance(0.15) ? std::nullopt
+    kv.emplace_back(keys.at(k), rng_.chance(0.15) ? std::nullopt
                                                  : std::optional<std::string>(fresh_value(client)));
-    if (k2 != k && rng_.chance(0.4)) kv.emplace_back(key_at(k2), fresh_value(client));
+    if (k2 != k && rng_.chance(0.4)) kv.emplace_back(keys.at(k2), fresh_value(client));
     for (const auto& [key, v] : kv) {
       auto it = cl.seen.find(key);
       expected.push_back(it == cl.seen.end() ? std::nullopt : it->second);
     }
   } else {  // delete_range over a few keys
-    const std::string start = key_at(k);
-    const std::string end = k2 + 1 < keys.size() ? key_at(k2 + 1) : std::string();
+    const std::string start = keys.at(k);
+    const std::string end = k2 + 1 < keys.size() ? keys.at(k2 + 1) : std::string();
     for (std::size_t i = k; i < keys.size() && (end.empty() || keys[i] < end); ++i) {
       kv.emplace_back(keys[i], std::nullopt);
     }
